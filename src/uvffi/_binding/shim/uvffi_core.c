@@ -1,0 +1,92 @@
+/* Core shim: the run-once driver and handle closing.  Nothing here calls
+ * into Python except through the extern "Python" callbacks that cffi
+ * generates, and nothing here uses the Python C-API. */
+
+static void _uvffi_close_cb(uv_handle_t *handle);   /* extern "Python" */
+
+/* The wake-up timer and the threadsafe async handle only have to make
+ * uv_run return; the Python side does the work after it has returned. */
+static void uvffi__noop_timer_cb(uv_timer_t *t) { (void)t; }
+static void uvffi__noop_async_cb(uv_async_t *a) { (void)a; }
+static void uvffi__noop_close_cb(uv_handle_t *h) { (void)h; }
+
+/* One iteration of the loop: sleep at most timeout_ms (-1: until an event,
+ * 0: do not block), run what is due, return.  One Python->C crossing. */
+static int uvffi_run_once(uv_loop_t *loop, uv_timer_t *wakeup, int64_t timeout_ms)
+{
+    if (timeout_ms == 0) {
+        if (uv_is_active((uv_handle_t *)wakeup))
+            uv_timer_stop(wakeup);
+        return uv_run(loop, UV_RUN_NOWAIT);
+    }
+    if (timeout_ms > 0) {
+        /* loop->time was cached at the start of the last iteration; the
+         * Python callbacks that ran since make it stale. */
+        uv_update_time(loop);
+        uv_timer_start(wakeup, uvffi__noop_timer_cb, (uint64_t)timeout_ms, 0);
+    } else if (uv_is_active((uv_handle_t *)wakeup)) {
+        uv_timer_stop(wakeup);
+    }
+    return uv_run(loop, UV_RUN_ONCE);
+}
+
+static int uvffi_close(void *handle)
+{
+    uv_handle_t *h = (uv_handle_t *)handle;
+    if (uv_is_closing(h))
+        return 0;
+    uv_close(h, _uvffi_close_cb);
+    return 1;
+}
+
+static int uvffi_timer_init_noop(uv_loop_t *loop, uv_timer_t *timer)
+{
+    return uv_timer_init(loop, timer);
+}
+
+static int uvffi_async_init_noop(uv_loop_t *loop, uv_async_t *async)
+{
+    return uv_async_init(loop, async, uvffi__noop_async_cb);
+}
+
+static void _uvffi_poll_cb(uv_poll_t *handle, int status, int events);
+static int uvffi_poll_start(uv_poll_t *handle, int events)
+{
+    return uv_poll_start(handle, events, _uvffi_poll_cb);
+}
+
+static int uvffi_fileno(void *handle, int64_t *fd)
+{
+    uv_os_fd_t f;
+    int rc = uv_fileno((const uv_handle_t *)handle, &f);
+    if (rc == 0)
+        *fd = (int64_t)(intptr_t)f;
+    return rc;
+}
+
+/* Handles that nobody closed (a foreign C extension's, say) are closed
+ * with a C callback so that uv_loop_close can succeed. */
+static void uvffi__close_walk_cb(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, uvffi__noop_close_cb);
+}
+
+static void uvffi_close_all(uv_loop_t *loop)
+{
+    uv_walk(loop, uvffi__close_walk_cb, NULL);
+}
+
+static void uvffi__count_walk_cb(uv_handle_t *h, void *arg)
+{
+    (void)h;
+    (*(int *)arg)++;
+}
+
+static int uvffi_count_handles(uv_loop_t *loop)
+{
+    int n = 0;
+    uv_walk(loop, uvffi__count_walk_cb, &n);
+    return n;
+}

@@ -1,0 +1,59 @@
+"""Routing of exceptions raised inside libuv callbacks.
+
+A Python exception that escapes an ``extern "Python"`` callback would be
+printed by cffi and swallowed.  Every callback therefore catches what it can
+report with context itself (a transport's ``_fatal_error``, say), and every
+``def_extern`` is registered with :func:`onerror` as the backstop for what is
+left -- including a ``KeyboardInterrupt`` raised by a signal handler before
+the callback's first ``try:``.
+
+``Exception`` goes to the loop's exception handler.  ``KeyboardInterrupt`` and
+``SystemExit`` (any ``BaseException``) are stored on the loop, libuv is told to
+stop, and the loop re-raises them from ``run_forever``/``run_until_complete``.
+"""
+import sys
+import threading
+import traceback
+
+from ._uv import ffi, lib
+
+_driver = threading.local()
+
+
+def set_driving_loop(loop):
+    """Record the uvffi loop that is inside uv_run in this thread."""
+    prev = getattr(_driver, "loop", None)
+    _driver.loop = loop
+    return prev
+
+
+def driving_loop():
+    return getattr(_driver, "loop", None)
+
+
+def report(loop, exc, message="Unhandled exception in a libuv callback"):
+    """Hand *exc*, raised in a callback of *loop*, to whoever must see it."""
+    if isinstance(exc, Exception):
+        try:
+            loop.call_exception_handler({"message": message, "exception": exc})
+        except BaseException as again:  # noqa: BLE001 - never lose it
+            loop._store_fatal(again)
+    else:
+        loop._store_fatal(exc)
+
+
+def onerror(exc_type, exc_value, tb):
+    loop = driving_loop()
+    if exc_value is None:
+        exc_value = exc_type()
+    if loop is not None:
+        report(loop, exc_value)
+    else:  # no loop to tell: behave like sys.unraisablehook would
+        sys.stderr.write("uvffi: exception in a libuv callback with no loop running:\n")
+        traceback.print_exception(exc_type, exc_value, tb)
+    return None
+
+
+def def_extern(name):
+    """``ffi.def_extern`` with uvffi's error routing."""
+    return ffi.def_extern(name=name, onerror=onerror)

@@ -1,0 +1,161 @@
+"""uvffi's event loop: asyncio's scheduling core over a libuv loop.
+
+``Loop`` keeps CPython's ``BaseEventLoop`` for everything that is pure
+scheduling and argument handling (the ready queue, the timer heap, tasks,
+futures, the exception-handler API, debug mode, executors, the logic of
+``create_connection``/``create_server``), so that behaviour and error
+messages are CPython's by construction.  What touches the operating system
+is libuv's: the poll step (``driver.py``), the threadsafe wake-up
+(``uv_async_t``), and the I/O primitives in the mixin modules, one per
+concern.
+"""
+import asyncio
+import os
+import threading
+from asyncio import base_events
+
+from ._uv import ffi, lib
+from . import _callbacks
+from .driver import UVSelector
+from .errors import exception_from_uv
+from .handles import Async, Timer
+from .signals import SignalMixin
+from .fdwatch import FdWatchMixin
+from .sockets import SockMethodsMixin
+from .dns import DnsMixin
+from .tcp import TCPMixin
+from .unix import UnixMixin
+from .udp import UDPMixin
+from .pipes import PipeMixin
+from .subprocess import SubprocessMixin
+from .embedding import EmbeddingMixin
+
+# uv_loop_t memory that libuv refused to let go of (uv_loop_close said
+# EBUSY, or the loop was inherited across fork): never freed, since
+# something may still point into it.
+_leaked_loops = []
+
+
+class Loop(SignalMixin, FdWatchMixin, SockMethodsMixin, DnsMixin,
+           TCPMixin, UnixMixin, UDPMixin, PipeMixin, SubprocessMixin,
+           EmbeddingMixin, base_events.BaseEventLoop):
+    """An asyncio event loop running on libuv."""
+
+    def __init__(self):
+        super().__init__()
+        self._uv_setup(None)
+
+    # -- libuv loop lifetime ---------------------------------------------------
+
+    def _uv_setup(self, foreign_ptr):
+        self._pid = os.getpid()
+        self._fatal = None
+        self._uv_handles = set()
+        self._uv_requests = set()
+        if foreign_ptr is None:
+            self._uv_loop_mem = ffi.new("uv_loop_t *")
+            rc = lib.uv_loop_init(self._uv_loop_mem)
+            if rc < 0:
+                raise exception_from_uv(rc)
+            self._uv_loop = self._uv_loop_mem
+            self._uv_owned = True
+        else:
+            self._uv_loop_mem = None
+            self._uv_loop = foreign_ptr
+            self._uv_owned = False
+        self._uv_wakeup = Timer(self)
+        self._uv_wakeup_ptr = self._uv_wakeup.ptr
+        self._uv_async = Async(self)
+        self._uv_async_lock = threading.Lock()
+        self._uv_async_ptr = self._uv_async.ptr
+        self._selector = UVSelector(self)
+
+    def _check_uv_open(self):
+        if self._uv_loop is None:
+            raise RuntimeError("Event loop is closed")
+
+    def _store_fatal(self, exc):
+        """A KeyboardInterrupt/SystemExit raised in a libuv callback: stop
+        libuv now, re-raise from run_forever (first one wins)."""
+        if self._fatal is None:
+            self._fatal = exc
+        if self._uv_loop is not None:
+            lib.uv_stop(self._uv_loop)
+
+    def _uv_teardown(self):
+        ptr = self._uv_loop
+        if ptr is None:
+            return
+        if os.getpid() != self._pid:
+            # Inherited across fork: the epoll instance is shared with the
+            # parent, so touching it would break the parent's loop.
+            _leaked_loops.append((self._uv_loop_mem, self._uv_handles))
+            self._uv_loop = None
+            return
+        self._signals_close()
+        with self._uv_async_lock:
+            self._uv_async_ptr = None
+        prev = _callbacks.set_driving_loop(self)
+        try:
+            for handle in list(self._uv_handles):
+                try:
+                    handle._close_for_loop_shutdown()
+                except Exception as exc:
+                    _callbacks.report(self, exc)
+            for req in list(self._uv_requests):
+                req.cancel()
+            if self._uv_owned:
+                # handles other C extensions put on our loop
+                lib.uvffi_close_all(ptr)
+                lib.uv_run(ptr, lib.UV_RUN_DEFAULT)
+                rc = lib.uv_loop_close(ptr)
+                if rc < 0:
+                    _leaked_loops.append((self._uv_loop_mem, self._uv_handles))
+            else:
+                self._embedding_teardown()
+        finally:
+            _callbacks.set_driving_loop(prev)
+            self._fatal = None
+            self._uv_loop = None
+
+    # -- asyncio hooks ---------------------------------------------------------
+
+    def _process_events(self, event_list):
+        pass  # I/O callbacks already ran inside uv_run
+
+    def _write_to_self(self):
+        # call_soon_threadsafe: wake a loop that sleeps in uv_run.
+        with self._uv_async_lock:
+            ptr = self._uv_async_ptr
+            if ptr is not None:
+                lib.uv_async_send(ptr)
+
+    def run_forever(self):
+        installed = self._signals_enter_run()
+        try:
+            super().run_forever()
+        finally:
+            self._signals_leave_run(installed)
+
+    def close(self):
+        if self.is_running():
+            raise RuntimeError("Cannot close a running event loop")
+        if self._uv_loop is None and self.is_closed():
+            return
+        try:
+            super().close()
+        finally:
+            self._uv_teardown()
+
+    # -- pointers for other C extensions ---------------------------------------
+
+    @property
+    def uv_loop_t(self):
+        """Address of this loop's ``uv_loop_t`` as an int."""
+        self._check_uv_open()
+        return int(ffi.cast("uintptr_t", self._uv_loop))
+
+    def __repr__(self):
+        return "<%s running=%s closed=%s debug=%s>" % (
+            self.__class__.__name__, self.is_running(), self.is_closed(),
+            self.get_debug())

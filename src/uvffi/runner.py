@@ -1,0 +1,62 @@
+"""Entry points: uvffi.run, new_event_loop, EventLoopPolicy, install."""
+import asyncio
+import sys
+from asyncio import coroutines, events
+
+from .loop import Loop
+
+
+def new_event_loop():
+    """A new, independent uvffi loop (use as ``loop_factory=``)."""
+    return Loop()
+
+
+class EventLoopPolicy(events.BaseDefaultEventLoopPolicy):
+    """An asyncio policy whose loops are uvffi loops.
+
+    ``asyncio.set_event_loop_policy(uvffi.EventLoopPolicy())`` (or
+    :func:`install`) makes ``asyncio.new_event_loop()`` and the loops of
+    ``asyncio.run`` uvffi loops.
+    """
+
+    def _loop_factory(self):
+        return Loop()
+
+
+def install():
+    """Make uvffi the loop of ``asyncio.run``/``new_event_loop`` (policy)."""
+    asyncio.set_event_loop_policy(EventLoopPolicy())
+
+
+def run(main, *, debug=None):
+    """Run coroutine *main* on a new uvffi loop and close it, like
+    ``asyncio.run``."""
+    if sys.version_info >= (3, 11):
+        with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
+            return runner.run(main)
+    return _run_compat(main, debug)
+
+
+def _run_compat(main, debug):
+    # asyncio.run of Python 3.9/3.10, with our loop.
+    from asyncio.runners import _cancel_all_tasks
+
+    if events._get_running_loop() is not None:
+        raise RuntimeError(
+            "asyncio.run() cannot be called from a running event loop")
+    if not coroutines.iscoroutine(main):
+        raise ValueError("a coroutine was expected, got {!r}".format(main))
+    loop = new_event_loop()
+    try:
+        events.set_event_loop(loop)
+        if debug is not None:
+            loop.set_debug(debug)
+        return loop.run_until_complete(main)
+    finally:
+        try:
+            _cancel_all_tasks(loop)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            events.set_event_loop(None)
+            loop.close()

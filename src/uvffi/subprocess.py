@@ -1,0 +1,5 @@
+"""Loop methods for subprocesses on uv_spawn."""
+
+
+class SubprocessMixin:
+    pass

@@ -1,0 +1,57 @@
+import asyncio
+import gc
+import sys
+
+import pytest
+
+import uvffi
+
+LOOP_FACTORIES = {
+    "asyncio": asyncio.SelectorEventLoop,
+    "uvffi": uvffi.new_event_loop,
+}
+
+
+def _make(kind):
+    loop = LOOP_FACTORIES[kind]()
+    asyncio.set_event_loop(loop)
+    return loop
+
+
+def _dispose(loop):
+    asyncio.set_event_loop(None)
+    if not loop.is_closed():
+        if loop.is_running():  # a test that failed while running
+            loop.stop()
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+@pytest.fixture
+def loop():
+    """A fresh uvffi loop, closed after the test."""
+    lp = _make("uvffi")
+    yield lp
+    _dispose(lp)
+
+
+@pytest.fixture(params=sorted(LOOP_FACTORIES))
+def any_loop(request):
+    """The same test on asyncio's SelectorEventLoop and on uvffi's Loop:
+    conformance tests assert identical observable behaviour."""
+    lp = _make(request.param)
+    lp.kind = request.param if hasattr(lp, "__dict__") else None
+    yield lp
+    _dispose(lp)
+
+
+@pytest.fixture
+def loop_factory():
+    return uvffi.new_event_loop
+
+
+def pytest_report_header(config):
+    from uvffi._uv import ffi, lib
+    return "uvffi on libuv %s, %s %s" % (
+        ffi.string(lib.uv_version_string()).decode(),
+        sys.implementation.name, sys.version.split()[0])

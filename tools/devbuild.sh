@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Developer build: compile uvffi._uv into src/uvffi/ for the given Python
+# (default: python3), so that `PYTHONPATH=src python -m pytest` runs the tree
+# as it is.  Serialised with flock so that parallel callers do not collide.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+py=${1:-python3}
+tag=$("$py" -c 'import sys; print(sys.implementation.cache_tag)')
+bdir="$top/build/dev-$tag"
+mkdir -p "$top/build"
+exec 9>"$top/build/.devbuild.lock"
+flock 9
+pyexe=$("$py" -c 'import sys; print(sys.executable)')
+cmake -S "$top" -B "$bdir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DPython_EXECUTABLE="$pyexe" ${UVFFI_CMAKE_ARGS:-} >/dev/null
+cmake --build "$bdir" >/dev/null
+cp "$bdir"/_uv*.so "$top/src/uvffi/"
