@@ -12,6 +12,7 @@ concern.
 import asyncio
 import os
 import threading
+import weakref
 from asyncio import base_events
 
 from ._uv import ffi, lib
@@ -52,6 +53,9 @@ class Loop(SignalMixin, FdWatchMixin, SockMethodsMixin, DnsMixin,
         self._fatal = None
         self._uv_handles = set()
         self._uv_requests = set()
+        # fd -> transport, as asyncio's selector loop keeps it: add_reader
+        # refuses fds that belong to a transport of this loop.
+        self._transports = weakref.WeakValueDictionary()
         if foreign_ptr is None:
             self._uv_loop_mem = ffi.new("uv_loop_t *")
             rc = lib.uv_loop_init(self._uv_loop_mem)

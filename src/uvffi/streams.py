@@ -1,0 +1,569 @@
+"""Stream handles (uv_tcp_t, uv_pipe_t, uv_tty_t) and the stream transport.
+
+``Stream`` wraps a libuv stream handle: it owns the memory and routes
+libuv's read/write/shutdown/connect/connection callbacks to bound methods
+set by its owner.  ``StreamTransport`` is asyncio's stream transport
+(``_SelectorSocketTransport``'s behaviour, message for message) on top of a
+``Stream``; TCP, Unix sockets, pipes and subprocess pipes subclass it.
+
+Fast paths (GUIDE section 4):
+- reads land in the shim's per-thread buffer (a C alloc callback); one C->Python
+  crossing per read, one ``bytes`` per ``data_received`` as asyncio makes;
+- ``write`` first tries ``uv_try_write`` straight from the caller's buffer;
+  only what the kernel did not take is copied into C memory and queued with
+  ``uv_write``; while that write is in flight, later writes are coalesced in
+  a Python buffer and sent as one request when it completes.
+"""
+import logging
+import warnings
+
+from asyncio import constants, futures, protocols, transports
+
+from ._uv import ffi, lib
+from ._callbacks import def_extern, report
+from .errors import exception_from_uv
+from .handles import UVHandle
+
+logger = logging.getLogger("asyncio")
+
+_from_handle = ffi.from_handle
+_unpack = ffi.unpack
+_buffer = ffi.buffer
+_new = ffi.new
+_memmove = ffi.memmove
+_try_write = lib.uvffi_try_write
+_UV_EOF = lib.UV_EOF
+_UV_EAGAIN = lib.UV_EAGAIN
+_UV_ECANCELED = lib.UV_ECANCELED
+
+
+class Stream(UVHandle):
+    """A libuv stream handle.  The owner sets ``on_read(nread, buf)``,
+    ``on_write(status)``, ``on_shutdown(status)``, ``on_connect(status)`` and
+    ``on_connection(status)`` as it needs them."""
+
+    __slots__ = ("on_read", "on_write", "on_shutdown", "on_connect",
+                 "on_connection", "_reqs")
+
+    def __init__(self, loop):
+        super().__init__(loop)
+        self.on_read = self.on_write = self.on_shutdown = None
+        self.on_connect = self.on_connection = None
+        self._reqs = set()  # in-flight requests: alive until their callback
+
+    def read_start(self):
+        rc = lib.uvffi_read_start(self.ptr)
+        if rc < 0:
+            raise exception_from_uv(rc)
+
+    def read_stop(self):
+        if not self.closing:
+            lib.uv_read_stop(self.ptr)
+
+    def shutdown(self):
+        req = _new("uv_shutdown_t *")
+        rc = lib.uvffi_shutdown(req, self.ptr)
+        if rc < 0:
+            raise exception_from_uv(rc)
+        self._reqs.add(req)
+
+    def listen(self, backlog):
+        rc = lib.uvffi_listen(self.ptr, backlog)
+        if rc < 0:
+            raise exception_from_uv(rc)
+
+    def accept(self, client):
+        rc = lib.uv_accept(self.ptr, client.ptr)
+        if rc < 0:
+            raise exception_from_uv(rc)
+
+    def write_queue_size(self):
+        return self.ptr.write_queue_size
+
+    def _forget(self, req):
+        self._reqs.discard(req)
+
+
+class TCPStream(Stream):
+    __slots__ = ()
+    CTYPE = "uv_tcp_t *"
+
+    def __init__(self, loop, flags=0):
+        super().__init__(loop)
+        if flags:
+            rc = lib.uv_tcp_init_ex(loop._uv_loop, self.ptr, flags)
+        else:
+            rc = lib.uv_tcp_init(loop._uv_loop, self.ptr)
+        self._init_done(rc)
+
+    def open(self, fd):
+        rc = lib.uv_tcp_open(self.ptr, fd)
+        if rc < 0:
+            raise exception_from_uv(rc)
+
+
+class PipeStream(Stream):
+    __slots__ = ()
+    CTYPE = "uv_pipe_t *"
+
+    def __init__(self, loop, ipc=False):
+        super().__init__(loop)
+        self._init_done(lib.uv_pipe_init(loop._uv_loop, self.ptr, 1 if ipc else 0))
+
+    def open(self, fd):
+        rc = lib.uv_pipe_open(self.ptr, fd)
+        if rc < 0:
+            raise exception_from_uv(rc)
+
+
+class TTYStream(Stream):
+    __slots__ = ()
+    CTYPE = "uv_tty_t *"
+
+    def __init__(self, loop, fd, readable):
+        super().__init__(loop)
+        self._init_done(lib.uv_tty_init(loop._uv_loop, self.ptr, fd, 1 if readable else 0))
+
+
+# -- libuv callbacks -------------------------------------------------------------
+# Each finds its Stream through handle->data and calls the owner's method.
+# Exceptions the owner did not handle itself go to the loop (def_extern).
+
+@def_extern("_uvffi_read_cb")
+def _read_cb(stream, nread, buf):
+    _from_handle(stream.data).on_read(nread, buf)
+
+
+@def_extern("_uvffi_write_cb")
+def _write_cb(req, status):
+    _from_handle(req.handle.data).on_write(status)
+
+
+@def_extern("_uvffi_shutdown_cb")
+def _shutdown_cb(req, status):
+    obj = _from_handle(req.handle.data)
+    obj._forget(req)
+    if obj.on_shutdown is not None:
+        obj.on_shutdown(status)
+
+
+@def_extern("_uvffi_connect_cb")
+def _connect_cb(req, status):
+    obj = _from_handle(req.handle.data)
+    obj._forget(req)
+    obj.on_connect(status)
+
+
+@def_extern("_uvffi_connection_cb")
+def _connection_cb(server, status):
+    _from_handle(server.data).on_connection(status)
+
+
+# -- the transport -----------------------------------------------------------------
+
+class StreamTransport(transports._FlowControlMixin, transports.Transport):
+    """asyncio's stream transport over a libuv ``Stream``.
+
+    Subclasses fill ``_extra`` (socket, sockname, peername, pipe ...) and may
+    override ``_fd_for_registry`` and ``_on_closed``.
+    """
+
+    _start_tls_compatible = True
+    _sendfile_compatible = constants._SendfileMode.TRY_NATIVE
+    _stream = None  # set first: __del__ must work even if __init__ failed
+
+    def __init__(self, loop, stream, protocol, waiter=None, extra=None,
+                 server=None):
+        super().__init__(extra, loop)
+        self._stream = stream
+        stream.on_read = self._on_read
+        stream.on_write = self._on_write_done
+        stream.on_shutdown = self._on_shutdown_done
+        self._protocol_connected = False
+        self._on_read_data = None
+        self.set_protocol(protocol)
+
+        self._server = server
+        self._buffer = []         # writes waiting for the in-flight one
+        self._buffer_size = 0
+        self._inflight = None     # (uv_write_t, C buffer) of the write libuv has
+        self._inflight_size = 0
+        self._conn_lost = 0
+        self._closing = False
+        self._paused = False
+        self._reading = False
+        self._eof = False
+        self._empty_waiter = None
+        self._fd = self._fd_for_registry()
+        if server is not None:
+            server._attach()
+        if self._fd is not None:
+            loop._transports[self._fd] = self
+
+        loop.call_soon(self._protocol.connection_made, self)
+        # start reading only once connection_made() has run
+        loop.call_soon(self._start_reading)
+        if waiter is not None:
+            loop.call_soon(futures._set_result_unless_cancelled, waiter, None)
+
+    def _fd_for_registry(self):
+        try:
+            return self._stream.fileno()
+        except OSError:
+            return None
+
+    def __repr__(self):
+        info = [self.__class__.__name__]
+        if self._stream is None:
+            info.append("closed")
+        elif self._closing:
+            info.append("closing")
+        if self._fd is not None:
+            info.append("fd=%s" % self._fd)
+        if self._stream is not None:
+            info.append("read=%s" % ("polling" if self._reading else "idle"))
+            info.append("write=<%s, bufsize=%s>" % (
+                "polling" if self._inflight is not None else "idle",
+                self.get_write_buffer_size()))
+        return "<%s>" % " ".join(info)
+
+    # -- protocol --------------------------------------------------------------
+
+    def set_protocol(self, protocol):
+        if isinstance(protocol, protocols.BufferedProtocol):
+            self._on_read_data = self._read_into_buffered
+        else:
+            self._on_read_data = self._read_data_received
+        self._protocol = protocol
+        self._protocol_connected = True
+
+    def get_protocol(self):
+        return self._protocol
+
+    # -- reading -----------------------------------------------------------------
+
+    def is_reading(self):
+        return not self._closing and not self._paused
+
+    def pause_reading(self):
+        if not self.is_reading():
+            return
+        self._paused = True
+        self._stop_reading()
+        if self._loop.get_debug():
+            logger.debug("%r pauses reading", self)
+
+    def resume_reading(self):
+        if self._closing or not self._paused:
+            return
+        self._paused = False
+        self._start_reading()
+        if self._loop.get_debug():
+            logger.debug("%r resumes reading", self)
+
+    def _start_reading(self):
+        if self._reading or not self.is_reading() or self._stream is None:
+            return
+        try:
+            self._stream.read_start()
+        except OSError as exc:
+            self._fatal_error(exc, "Fatal read error on socket transport")
+            return
+        self._reading = True
+
+    def _stop_reading(self):
+        if self._reading:
+            self._reading = False
+            self._stream.read_stop()
+
+    def _on_read(self, nread, buf):
+        if nread > 0:
+            if not self._conn_lost:
+                self._on_read_data(nread, buf)
+        elif nread < 0:
+            if nread == _UV_EOF:
+                self._stop_reading()
+                self._on_eof()
+            elif nread != _UV_EAGAIN:
+                self._stop_reading()
+                self._fatal_error(exception_from_uv(nread),
+                                  "Fatal read error on socket transport")
+
+    def _read_data_received(self, nread, buf):
+        data = _unpack(buf.base, nread)
+        try:
+            self._protocol.data_received(data)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(
+                exc, "Fatal error: protocol.data_received() call failed.")
+
+    def _read_into_buffered(self, nread, buf):
+        # libuv read into our buffer; copy into the protocol's, asking for
+        # more buffers while data is left (asyncio's recv_into loop, in one go).
+        protocol = self._protocol
+        base = buf.base
+        offset = 0
+        while offset < nread:
+            try:
+                target = protocol.get_buffer(-1)
+                size = len(target)
+                if not size:
+                    raise RuntimeError("get_buffer() returned an empty buffer")
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(
+                    exc, "Fatal error: protocol.get_buffer() call failed.")
+                return
+            n = min(size, nread - offset)
+            try:
+                memoryview(target).cast("B")[:n] = _buffer(base + offset, n)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal read error on socket transport")
+                return
+            offset += n
+            try:
+                protocol.buffer_updated(n)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(
+                    exc, "Fatal error: protocol.buffer_updated() call failed.")
+                return
+            if self._conn_lost or self._protocol is not protocol:
+                return
+
+    def _on_eof(self):
+        if self._loop.get_debug():
+            logger.debug("%r received EOF", self)
+        try:
+            keep_open = self._protocol.eof_received()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(
+                exc, "Fatal error: protocol.eof_received() call failed.")
+            return
+        if not keep_open:
+            self.close()
+
+    # -- writing -------------------------------------------------------------------
+
+    def write(self, data):
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data argument must be a bytes-like object, "
+                            f"not {type(data).__name__!r}")
+        if self._eof:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if self._empty_waiter is not None:
+            raise RuntimeError("unable to write; sendfile is in progress")
+        if not data:
+            return
+        if self._conn_lost:
+            if self._conn_lost >= constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                logger.warning("socket.send() raised exception.")
+            self._conn_lost += 1
+            return
+
+        if self._inflight is None and not self._buffer:
+            # Fast path: straight from the caller's buffer, no copy.
+            if type(data) is bytes:
+                size = len(data)
+                n = _try_write(self._stream.ptr, data, size)
+            else:
+                view = memoryview(data).cast("B")
+                size = view.nbytes
+                n = _try_write(self._stream.ptr, ffi.from_buffer(view), size)
+            if n == size:
+                return
+            if n < 0:
+                if n != _UV_EAGAIN:
+                    self._fatal_error(exception_from_uv(n),
+                                      "Fatal write error on socket transport")
+                    return
+                n = 0
+            self._start_write(memoryview(data).cast("B")[n:])
+        else:
+            self._buffer.append(bytes(data))
+            self._buffer_size += len(data) if type(data) is bytes else memoryview(data).nbytes
+        self._maybe_pause_protocol()
+
+    def writelines(self, list_of_data):
+        if self._eof:
+            raise RuntimeError("Cannot call writelines() after write_eof()")
+        if self._empty_waiter is not None:
+            raise RuntimeError("unable to writelines; sendfile is in progress")
+        data = b"".join(list_of_data)
+        if data:
+            self.write(data)
+
+    def _start_write(self, data):
+        """Hand *data* (any buffer) to libuv: copied into C memory that stays
+        alive, with its request, until the write callback."""
+        size = len(data)
+        cbuf = _new("char[]", size)
+        _memmove(cbuf, data, size)
+        req = _new("uv_write_t *")
+        rc = lib.uvffi_write(req, self._stream.ptr, cbuf, size)
+        if rc < 0:
+            self._fatal_error(exception_from_uv(rc),
+                              "Fatal write error on socket transport")
+            return
+        self._inflight = (req, cbuf)
+        self._inflight_size = size
+
+    def _on_write_done(self, status):
+        self._inflight = None
+        self._inflight_size = 0
+        if status < 0:
+            self._buffer.clear()
+            self._buffer_size = 0
+            if status == _UV_ECANCELED or self._stream is None:
+                return  # the handle is closing; connection_lost is on its way
+            exc = exception_from_uv(status)
+            self._fatal_error(exc, "Fatal write error on socket transport")
+            if self._empty_waiter is not None and not self._empty_waiter.done():
+                self._empty_waiter.set_exception(exc)
+            return
+        if self._buffer:
+            chunks = self._buffer
+            self._buffer = []
+            self._buffer_size = 0
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            if not self._conn_lost:
+                self._start_write(data)
+        self._maybe_resume_protocol()  # may write more
+        if self._inflight is None and not self._buffer:
+            if self._empty_waiter is not None and not self._empty_waiter.done():
+                self._empty_waiter.set_result(None)
+            if self._closing:
+                if not self._conn_lost:
+                    self._conn_lost += 1
+                    self._call_connection_lost(None)
+            elif self._eof:
+                self._do_shutdown()
+
+    def get_write_buffer_size(self):
+        inflight = self._inflight_size
+        if inflight:
+            inflight = self._stream.ptr.write_queue_size
+        return inflight + self._buffer_size
+
+    def _has_pending_writes(self):
+        return self._inflight is not None or bool(self._buffer)
+
+    def write_eof(self):
+        if self._closing or self._eof:
+            return
+        self._eof = True
+        if not self._has_pending_writes():
+            self._do_shutdown()
+
+    def _do_shutdown(self):
+        try:
+            self._stream.shutdown()
+        except OSError as exc:
+            if self._loop.get_debug():
+                logger.debug("%r: shutdown failed: %s", self, exc)
+
+    def _on_shutdown_done(self, status):
+        # A failed shutdown (peer gone) surfaces as a read error or EOF.
+        pass
+
+    def can_write_eof(self):
+        return True
+
+    # -- closing ----------------------------------------------------------------------
+
+    def is_closing(self):
+        return self._closing
+
+    def close(self):
+        if self._closing:
+            return
+        self._closing = True
+        self._stop_reading()
+        if not self._has_pending_writes():
+            self._conn_lost += 1
+            self._loop.call_soon(self._call_connection_lost, None)
+
+    def abort(self):
+        self._force_close(None)
+
+    def _fatal_error(self, exc, message="Fatal error on transport"):
+        if isinstance(exc, OSError):
+            if self._loop.get_debug():
+                logger.debug("%r: %s", self, message, exc_info=True)
+        else:
+            self._loop.call_exception_handler({
+                "message": message,
+                "exception": exc,
+                "transport": self,
+                "protocol": self._protocol,
+            })
+        self._force_close(exc)
+
+    def _force_close(self, exc):
+        if self._conn_lost:
+            return
+        if self._buffer:
+            self._buffer.clear()
+            self._buffer_size = 0
+        if not self._closing:
+            self._closing = True
+            self._stop_reading()
+        self._conn_lost += 1
+        self._loop.call_soon(self._call_connection_lost, exc)
+
+    def _call_connection_lost(self, exc):
+        try:
+            if self._protocol_connected:
+                self._protocol.connection_lost(exc)
+        finally:
+            self._release(exc)
+
+    def _release(self, exc):
+        """Close the libuv handle (and with it the fd) and drop references."""
+        stream = self._stream
+        if stream is None:
+            return
+        self._stream = None
+        # an in-flight write is cancelled by the close (ECANCELED)
+        stream.close()
+        if self._fd is not None and self._loop is not None:
+            if self._loop._transports.get(self._fd) is self:
+                del self._loop._transports[self._fd]
+        self._on_closed()
+        self._protocol = None
+        self._loop = None
+        server = self._server
+        if server is not None:
+            server._detach()
+            self._server = None
+        if self._empty_waiter is not None and not self._empty_waiter.done():
+            self._empty_waiter.set_exception(
+                ConnectionError("Connection is closed by peer"))
+
+    def _on_closed(self):
+        """Subclasses release what they own beside the handle (a socket object)."""
+
+    # -- sendfile fallback support (BaseEventLoop._sendfile_fallback) -----------
+
+    def _make_empty_waiter(self):
+        if self._empty_waiter is not None:
+            raise RuntimeError("Empty waiter is already set")
+        self._empty_waiter = self._loop.create_future()
+        if not self._has_pending_writes():
+            self._empty_waiter.set_result(None)
+        return self._empty_waiter
+
+    def _reset_empty_waiter(self):
+        self._empty_waiter = None
+
+    def __del__(self, _warn=warnings.warn):
+        if self._stream is not None and not self._stream.closing:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
