@@ -15,3 +15,5 @@ cmake -S "$top" -B "$bdir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DPython_EXECUTABLE="$pyexe" ${UVFFI_CMAKE_ARGS:-} >/dev/null
 cmake --build "$bdir" >/dev/null
 cp "$bdir"/_uv*.so "$top/src/uvffi/"
+# uvffi._capsule: the PyCapsule side of embedding (see CMakeLists.txt)
+cp "$bdir"/_capsule*.so "$top/src/uvffi/"

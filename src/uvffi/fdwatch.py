@@ -1,5 +1,278 @@
-"""Loop methods for add_reader/remove_reader/add_writer/remove_writer on uv_poll_t."""
+"""add_reader/remove_reader/add_writer/remove_writer on uv_poll_t.
+
+asyncio's selector loop keeps one selector key per fd holding a
+``(reader, writer)`` pair of ``asyncio.Handle``; we keep one ``uv_poll_t``
+per fd holding the same pair, and its event mask follows which of the two
+is set.  When libuv reports readiness the handles go to the ready queue,
+exactly where ``_process_events`` would put them, so ordering relative to
+``call_soon`` callbacks is the selector loop's.
+
+Two libuv traits need care:
+
+* ``uv_poll_start`` does not call ``epoll_ctl`` itself; the registration is
+  queued and done at the next ``uv_run``, and libuv *aborts the process* if
+  that ``epoll_ctl`` fails (fd closed meanwhile, or reused by a regular
+  file).  asyncio registers synchronously and merely stops hearing from a
+  closed fd.  So every start is checked by a ``uv_prepare_t`` that runs just
+  before libuv's poll phase; a poll whose fd can no longer be registered is
+  stopped quietly (its callbacks stay registered, as a stale selector key
+  would) instead of taking the interpreter down.
+* ``uv_poll_init`` switches the fd to non-blocking mode; asyncio's
+  ``add_reader`` leaves the mode alone, so we put a blocking fd back.
+"""
+import os
+import stat
+import sys
+from asyncio import events
+
+from . import poll as _poll
+from .handles import Prepare
+
+_READABLE = _poll.READABLE
+_WRITABLE = _poll.WRITABLE
+_BOTH = _READABLE | _WRITABLE
+_WINDOWS = sys.platform == "win32"
+
+
+def _fileobj_to_fd(fileobj):
+    """The fd of *fileobj*, with the selectors module's checks/messages."""
+    if isinstance(fileobj, int):
+        fd = fileobj
+    else:
+        try:
+            fd = int(fileobj.fileno())
+        except (AttributeError, TypeError, ValueError):
+            raise ValueError(f"Invalid file object: {fileobj!r}") from None
+    if fd < 0:
+        raise ValueError(f"Invalid file descriptor: {fd}")
+    return fd
+
+
+class _FdPoll(_poll.Poll):
+    """The poll handle of one watched fd and its reader/writer Handles."""
+
+    __slots__ = ("reader", "writer", "stale")
+
+    def __init__(self, loop, fd):
+        if not _WINDOWS:
+            blocking = os.get_blocking(fd)  # EBADF surfaces here, as OSError
+        super().__init__(loop, fd, self._on_event)
+        if not _WINDOWS and blocking:
+            os.set_blocking(fd, True)
+        self.reader = None
+        self.writer = None
+        # started, but the fd was found unregistrable before libuv got to it
+        self.stale = False
+
+    def _on_event(self, status, events):
+        loop = self.loop
+        if status < 0:
+            # POLLERR: a selector reports the fd both readable and writable
+            # (level-triggered, so again on every poll).  libuv has stopped
+            # the handle; start it again to keep reporting like epoll.
+            events = _BOTH
+            mask = self.events
+            if mask and not self.closing:
+                self.events = 0
+                loop._fdwatch_start(self, mask)
+        reader = self.reader
+        if events & _READABLE and reader is not None:
+            if reader._cancelled:
+                loop._remove_reader(self.fd)
+            else:
+                loop._ready.append(reader)
+        writer = self.writer
+        if events & _WRITABLE and writer is not None:
+            if writer._cancelled:
+                loop._remove_writer(self.fd)
+            else:
+                loop._ready.append(writer)
+
+    def _close_for_loop_shutdown(self):
+        watches = self.loop._fd_watches
+        if watches is not None and watches.get(self.fd) is self:
+            del watches[self.fd]
+        self.close()
+
+
+def _unpollable(fd):
+    """True if epoll_ctl(ADD) would fail for *fd* now (closed, or a regular
+    file/directory that took over the number)."""
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return True
+    return stat.S_ISREG(mode) or stat.S_ISDIR(mode)
 
 
 class FdWatchMixin:
-    pass
+    """Loop methods for watching file descriptors."""
+
+    _fd_watches = None        # fd -> _FdPoll
+    _fd_pending = None        # polls started since libuv last polled
+    _fd_guard = None          # the uv_prepare_t that checks them
+
+    # -- public API (argument checks first, as selector_events does) -----------
+
+    def add_reader(self, fd, callback, *args):
+        """Add a reader callback."""
+        self._ensure_fd_no_transport(fd)
+        self._add_reader(fd, callback, *args)
+
+    def remove_reader(self, fd):
+        """Remove a reader callback."""
+        self._ensure_fd_no_transport(fd)
+        return self._remove_reader(fd)
+
+    def add_writer(self, fd, callback, *args):
+        """Add a writer callback.."""
+        self._ensure_fd_no_transport(fd)
+        self._add_writer(fd, callback, *args)
+
+    def remove_writer(self, fd):
+        """Remove a writer callback."""
+        self._ensure_fd_no_transport(fd)
+        return self._remove_writer(fd)
+
+    def _ensure_fd_no_transport(self, fd):
+        fileno = fd
+        if not isinstance(fileno, int):
+            try:
+                fileno = int(fileno.fileno())
+            except (AttributeError, TypeError, ValueError):
+                raise ValueError(f"Invalid file object: {fd!r}") from None
+        transport = self._transports.get(fileno)
+        if transport is not None and not transport.is_closing():
+            # asyncio raises RuntimeError here (not ValueError), same message
+            raise RuntimeError(
+                f"File descriptor {fd!r} is used by transport {transport!r}")
+
+    # -- the selector-key equivalents the sock_* methods use ------------------
+
+    def _add_reader(self, fd, callback, *args):
+        self._check_closed()
+        handle = events.Handle(callback, args, self, None)
+        p = self._fdwatch_get(fd)
+        old = p.reader
+        p.reader = handle
+        self._fdwatch_update(p)
+        if old is not None:
+            old.cancel()
+        return handle
+
+    def _add_writer(self, fd, callback, *args):
+        self._check_closed()
+        handle = events.Handle(callback, args, self, None)
+        p = self._fdwatch_get(fd)
+        old = p.writer
+        p.writer = handle
+        self._fdwatch_update(p)
+        if old is not None:
+            old.cancel()
+        return handle
+
+    def _remove_reader(self, fd):
+        if self.is_closed():
+            return False
+        p = self._fdwatch_lookup(fd)
+        if p is None:
+            return False
+        old = p.reader
+        p.reader = None
+        self._fdwatch_update(p)
+        if old is None:
+            return False
+        old.cancel()
+        return True
+
+    def _remove_writer(self, fd):
+        if self.is_closed():
+            return False
+        p = self._fdwatch_lookup(fd)
+        if p is None:
+            return False
+        old = p.writer
+        p.writer = None
+        self._fdwatch_update(p)
+        if old is None:
+            return False
+        old.cancel()
+        return True
+
+    # -- poll handle bookkeeping ------------------------------------------------
+
+    def _fdwatch_lookup(self, fd):
+        watches = self._fd_watches
+        if watches is None:
+            return None
+        if not isinstance(fd, int):
+            fd = _fileobj_to_fd(fd)
+        return watches.get(fd)
+
+    def _fdwatch_get(self, fileobj):
+        fd = fileobj if isinstance(fileobj, int) and fileobj >= 0 \
+            else _fileobj_to_fd(fileobj)
+        watches = self._fd_watches
+        if watches is None:
+            watches = self._fd_watches = {}
+        p = watches.get(fd)
+        if p is None:
+            p = _FdPoll(self, fd)  # OSError (EBADF, EPERM...) as epoll gives
+            watches[fd] = p
+        return p
+
+    def _fdwatch_update(self, p):
+        """Make the poll's mask match its reader/writer; close it when both
+        are gone (a later add creates a fresh one: the fd may be another
+        file by then)."""
+        mask = 0
+        if p.reader is not None:
+            mask = _READABLE
+        if p.writer is not None:
+            mask |= _WRITABLE
+        if mask == p.events and not p.stale:
+            return
+        if mask == 0:
+            del self._fd_watches[p.fd]
+            p.close()  # uv_poll_stop on a closed fd is harmless (EPOLL_CTL_DEL ignored)
+            pending = self._fd_pending
+            if pending:
+                pending.discard(p)
+            return
+        try:
+            self._fdwatch_start(p, mask)
+        except OSError:
+            # as _PollLikeSelector.modify: the key is dropped, error raised
+            del self._fd_watches[p.fd]
+            p.close()
+            raise
+
+    def _fdwatch_start(self, p, mask):
+        p.stale = False
+        p.start(mask)
+        if _WINDOWS:
+            return
+        pending = self._fd_pending
+        if pending is None:
+            pending = self._fd_pending = set()
+        if not pending:
+            guard = self._fd_guard
+            if guard is None or guard.closing:
+                guard = self._fd_guard = Prepare(self, self._fdwatch_check)
+                guard.ref(False)  # never keeps uv_run(DEFAULT) alive
+            guard.start()
+        pending.add(p)
+
+    def _fdwatch_check(self):
+        """uv_prepare callback: right before libuv registers the polls
+        started since the last iteration, drop those it would abort on."""
+        pending = self._fd_pending
+        self._fd_guard.stop()
+        if not pending:
+            return
+        polls = list(pending)
+        pending.clear()
+        for p in polls:
+            if not p.closing and p.events and _unpollable(p.fd):
+                p.stop()
+                p.stale = True

@@ -31,6 +31,10 @@ def install():
 def run(main, *, debug=None):
     """Run coroutine *main* on a new uvffi loop and close it, like
     ``asyncio.run``."""
+    if events._get_running_loop() is not None:
+        # fail fast, as asyncio.run does, before a loop is made
+        raise RuntimeError(
+            "asyncio.run() cannot be called from a running event loop")
     if sys.version_info >= (3, 11):
         with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
             return runner.run(main)
@@ -41,9 +45,6 @@ def _run_compat(main, debug):
     # asyncio.run of Python 3.9/3.10, with our loop.
     from asyncio.runners import _cancel_all_tasks
 
-    if events._get_running_loop() is not None:
-        raise RuntimeError(
-            "asyncio.run() cannot be called from a running event loop")
     if not coroutines.iscoroutine(main):
         raise ValueError("a coroutine was expected, got {!r}".format(main))
     loop = new_event_loop()

@@ -12,9 +12,14 @@ the socket are dispatched to ``add_signal_handler`` callbacks.
 libuv's ``uv_signal_t`` is not used for this on purpose: it would install
 its own C handler and fight Python's over the same signals (GUIDE §3.3).
 """
+import errno
 import signal
 import socket
+import sys
 import threading
+import warnings
+from asyncio import coroutines, events
+from asyncio.log import logger
 
 from . import poll as _poll
 
@@ -80,11 +85,19 @@ class SignalWakeup:
         self.wsock.close()
 
 
+def _sighandler_noop(signum, frame):
+    """Python-level handler of a signal given to add_signal_handler: the
+    C-level handler has already written the number to the wake-up fd, which
+    is all we need."""
+
+
 class SignalMixin:
-    """Loop methods for signals: the wake-up fd while running, and the
-    ``add_signal_handler`` API (filled in by the signals issue)."""
+    """Loop methods for signals: the wake-up fd while running (or while
+    handlers exist), and asyncio's ``add_signal_handler`` API."""
 
     _signal_wakeup = None
+    _signal_handlers = None     # signum -> asyncio.Handle
+    _signal_wakeup_held = False  # one install() on behalf of the handlers
 
     def _signals_enter_run(self):
         if not _in_main_thread():
@@ -98,10 +111,126 @@ class SignalMixin:
         if installed and self._signal_wakeup is not None:
             self._signal_wakeup.uninstall()
 
+    # -- add_signal_handler API (behaviour of asyncio's _UnixSelectorEventLoop)
+
+    def add_signal_handler(self, sig, callback, *args):
+        """Add a handler for a signal.  UNIX only.
+
+        Raise ValueError if the signal number is invalid or uncatchable.
+        Raise RuntimeError if there is a problem setting up the handler.
+        """
+        if sys.platform == "win32":
+            raise NotImplementedError  # as asyncio's loops on Windows
+        if (coroutines.iscoroutine(callback) or
+                coroutines.iscoroutinefunction(callback)):
+            raise TypeError("coroutines cannot be used "
+                            "with add_signal_handler()")
+        self._check_signal(sig)
+        self._check_closed()
+        # The wake-up fd must stay set while a handler exists, even when the
+        # loop is not running: Python only writes the signal number there.
+        # Doing it first also refuses other threads, as asyncio does.
+        try:
+            self._signals_hold_wakeup()
+        except (ValueError, OSError) as exc:
+            raise RuntimeError(str(exc))
+
+        handle = events.Handle(callback, args, self, None)
+        handlers = self._signal_handlers
+        if handlers is None:
+            handlers = self._signal_handlers = {}
+        handlers[sig] = handle
+        try:
+            signal.signal(sig, _sighandler_noop)
+            # SA_RESTART: fewer EINTRs in code that does not expect them
+            signal.siginterrupt(sig, False)
+        except OSError as exc:
+            del handlers[sig]
+            if not handlers:
+                self._signals_release_wakeup()
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f"sig {sig} cannot be caught")
+            raise
+
+    def remove_signal_handler(self, sig):
+        """Remove a handler for a signal.  UNIX only.
+
+        Return True if a signal handler was removed, False if not.
+        """
+        if sys.platform == "win32":
+            raise NotImplementedError
+        self._check_signal(sig)
+        handlers = self._signal_handlers
+        if not handlers or sig not in handlers:
+            return False
+        del handlers[sig]
+        handler = (signal.default_int_handler if sig == signal.SIGINT
+                   else signal.SIG_DFL)
+        try:
+            signal.signal(sig, handler)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f"sig {sig} cannot be caught")
+            raise
+        if not handlers:
+            self._signals_release_wakeup()
+        return True
+
+    def _check_signal(self, sig):
+        if not isinstance(sig, int):
+            raise TypeError(f"sig must be an int, not {sig!r}")
+        if sig not in signal.valid_signals():
+            raise ValueError(f"invalid signal number {sig}")
+
+    def _signals_hold_wakeup(self):
+        if not _in_main_thread():
+            # what set_wakeup_fd says off the main thread; asyncio turns it
+            # into RuntimeError
+            raise ValueError("set_wakeup_fd only works in main thread "
+                             "of the main interpreter")
+        if self._signal_wakeup_held:
+            return
+        if self._signal_wakeup is None:
+            self._signal_wakeup = SignalWakeup(self)
+        self._signal_wakeup.install()
+        self._signal_wakeup_held = True
+
+    def _signals_release_wakeup(self):
+        if self._signal_wakeup_held:
+            self._signal_wakeup_held = False
+            if self._signal_wakeup is not None:
+                try:
+                    self._signal_wakeup.uninstall()
+                except (ValueError, OSError) as exc:
+                    logger.info("set_wakeup_fd(-1) failed: %s", exc)
+
     def _dispatch_signal(self, signum):
-        """A signal number arrived on the wake-up socket."""
+        """A signal number arrived on the wake-up socket (loop thread)."""
+        handlers = self._signal_handlers
+        if not handlers or not signum:
+            return
+        handle = handlers.get(signum)
+        if handle is None:
+            return  # not ours (or removed since it was raised)
+        if handle._cancelled:
+            self.remove_signal_handler(signum)
+        else:
+            self._ready.append(handle)
 
     def _signals_close(self):
+        # Loop.close: our handlers go first (asyncio does this in close()),
+        # then the wake-up socket.
+        if self._signal_handlers:
+            if sys.is_finalizing():
+                warnings.warn(f"Closing the loop {self!r} "
+                              f"on interpreter shutdown "
+                              f"stage, skipping signal handlers removal",
+                              ResourceWarning, source=self)
+                self._signal_handlers.clear()
+            else:
+                for sig in list(self._signal_handlers):
+                    self.remove_signal_handler(sig)
+        self._signal_wakeup_held = False
         if self._signal_wakeup is not None:
             self._signal_wakeup.close()
             self._signal_wakeup = None

@@ -1,5 +1,338 @@
-"""Loop methods for the sock_* methods on uv_poll_t."""
+"""The loop's ``sock_*`` coroutines, on the fd watching of ``fdwatch.py``.
+
+Each method first tries the socket call right away; only when the kernel
+says "would block" does it park a reader/writer on the fd and retry from
+there, as asyncio's selector loop does.  The watcher is removed by a done
+callback of the future, so a cancelled call leaves nothing behind (unless a
+newer call for the same fd already replaced it: then its handle is
+cancelled and the removal is skipped, exactly as in selector_events).
+
+Behaviour (exceptions, messages, what is checked in debug mode only) is
+CPython's ``selector_events``/``unix_events``.
+"""
+import errno
+import functools
+import io
+import os
+import socket
+from asyncio import base_events, exceptions
+
+_check_ssl_socket = base_events._check_ssl_socket
+_RETRY = (BlockingIOError, InterruptedError)
+
+
+def _check_sock(loop, sock):
+    _check_ssl_socket(sock)
+    # asyncio only checks this in debug mode; so do we (a blocking socket
+    # otherwise "works" by blocking the loop).
+    if loop._debug and sock.gettimeout() != 0:
+        raise ValueError("the socket must be non-blocking")
 
 
 class SockMethodsMixin:
-    pass
+    """sock_recv & co."""
+
+    # -- receiving ----------------------------------------------------------------
+
+    async def sock_recv(self, sock, n):
+        """Receive up to *n* bytes from *sock*."""
+        _check_sock(self, sock)
+        try:
+            return sock.recv(n)
+        except _RETRY:
+            pass
+        return await self._sock_wait(True, sock, sock.recv, (n,))
+
+    async def sock_recv_into(self, sock, buf):
+        """Receive into *buf*; return the number of bytes written."""
+        _check_sock(self, sock)
+        try:
+            return sock.recv_into(buf)
+        except _RETRY:
+            pass
+        return await self._sock_wait(True, sock, sock.recv_into, (buf,))
+
+    async def sock_recvfrom(self, sock, bufsize):
+        """Receive a datagram: (bytes, address)."""
+        _check_sock(self, sock)
+        try:
+            return sock.recvfrom(bufsize)
+        except _RETRY:
+            pass
+        return await self._sock_wait(True, sock, sock.recvfrom, (bufsize,))
+
+    async def sock_recvfrom_into(self, sock, buf, nbytes=0):
+        """Receive a datagram into *buf*: (nbytes, address)."""
+        _check_sock(self, sock)
+        if not nbytes:
+            nbytes = len(buf)
+        try:
+            return sock.recvfrom_into(buf, nbytes)
+        except _RETRY:
+            pass
+        return await self._sock_wait(True, sock, sock.recvfrom_into,
+                                     (buf, nbytes))
+
+    # -- sending ----------------------------------------------------------------
+
+    async def sock_sendto(self, sock, data, address):
+        """Send a datagram to *address*; return the bytes sent."""
+        _check_sock(self, sock)
+        try:
+            return sock.sendto(data, address)
+        except _RETRY:
+            pass
+        return await self._sock_wait(False, sock, sock.sendto,
+                                     (data, 0, address))
+
+    async def sock_sendall(self, sock, data):
+        """Send all of *data*; None on success."""
+        _check_sock(self, sock)
+        try:
+            n = sock.send(data)
+        except _RETRY:
+            n = 0
+        if n == len(data):
+            return
+        fut = self.create_future()
+        fd = sock.fileno()
+        self._ensure_fd_no_transport(fd)
+        # [n]: the progress, shared with the retries
+        handle = self._add_writer(fd, self._sock_sendall_ready, fut, sock,
+                                  memoryview(data), [n])
+        fut.add_done_callback(
+            functools.partial(self._sock_write_done, fd, handle=handle))
+        return await fut
+
+    def _sock_sendall_ready(self, fut, sock, view, pos):
+        if fut.done():  # cancelled in an earlier iteration
+            return
+        start = pos[0]
+        try:
+            n = sock.send(view[start:])
+        except _RETRY:
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            fut.set_exception(exc)
+            return
+        start += n
+        if start == len(view):
+            fut.set_result(None)
+        else:
+            pos[0] = start
+
+    # -- the common "wait until ready, then retry" path ---------------------------
+
+    async def _sock_wait(self, reading, sock, op, args):
+        fut = self.create_future()
+        fd = sock.fileno()
+        self._ensure_fd_no_transport(fd)
+        if reading:
+            handle = self._add_reader(fd, self._sock_retry, fut, op, args)
+            done = self._sock_read_done
+        else:
+            handle = self._add_writer(fd, self._sock_retry, fut, op, args)
+            done = self._sock_write_done
+        fut.add_done_callback(functools.partial(done, fd, handle=handle))
+        return await fut
+
+    def _sock_retry(self, fut, op, args):
+        if fut.done():
+            return
+        try:
+            result = op(*args)
+        except _RETRY:
+            return  # spurious wake-up: wait again
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(result)
+
+    def _sock_read_done(self, fd, fut, handle=None):
+        # handle cancelled: a newer reader for this fd replaced ours
+        if handle is None or not handle.cancelled():
+            self.remove_reader(fd)
+
+    def _sock_write_done(self, fd, fut, handle=None):
+        if handle is None or not handle.cancelled():
+            self.remove_writer(fd)
+
+    # -- connect / accept -------------------------------------------------------
+
+    async def sock_connect(self, sock, address):
+        """Connect *sock* to *address* (resolved through the loop)."""
+        _check_sock(self, sock)
+        if sock.family == socket.AF_INET or (
+                base_events._HAS_IPv6 and sock.family == socket.AF_INET6):
+            resolved = await self._ensure_resolved(
+                address, family=sock.family, type=sock.type,
+                proto=sock.proto, loop=self)
+            address = resolved[0][4]
+        fut = self.create_future()
+        self._sock_connect(fut, sock, address)
+        try:
+            return await fut
+        finally:
+            fut = None  # break the traceback <-> future cycle
+
+    def _sock_connect(self, fut, sock, address):
+        fd = sock.fileno()
+        try:
+            sock.connect(address)
+        except _RETRY:
+            # connecting in the background (EINPROGRESS, or EINTR): the
+            # outcome is known when the socket turns writable.
+            self._ensure_fd_no_transport(fd)
+            handle = self._add_writer(fd, self._sock_connect_cb, fut, sock,
+                                      address)
+            fut.add_done_callback(
+                functools.partial(self._sock_write_done, fd, handle=handle))
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(None)
+        finally:
+            fut = None
+
+    def _sock_connect_cb(self, fut, sock, address):
+        if fut.done():
+            return
+        try:
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err != 0:
+                raise OSError(err, f"Connect call failed {address}")
+        except _RETRY:
+            pass  # still connecting: stay registered
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(None)
+        finally:
+            fut = None
+
+    async def sock_accept(self, sock):
+        """Accept a connection: (conn, address), conn non-blocking."""
+        _check_sock(self, sock)
+        fut = self.create_future()
+        self._sock_accept(fut, sock)
+        return await fut
+
+    def _sock_accept(self, fut, sock):
+        fd = sock.fileno()
+        try:
+            conn, address = sock.accept()
+            conn.setblocking(False)
+        except _RETRY:
+            # the same method is the reader: it re-registers itself with a
+            # fresh Handle, which cancels the previous one
+            self._ensure_fd_no_transport(fd)
+            handle = self._add_reader(fd, self._sock_accept, fut, sock)
+            fut.add_done_callback(
+                functools.partial(self._sock_read_done, fd, handle=handle))
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            fut.set_exception(exc)
+        else:
+            fut.set_result((conn, address))
+
+    # -- sendfile: os.sendfile when the OS and the file allow it ------------------
+
+    async def _sock_sendfile_native(self, sock, file, offset, count):
+        # BaseEventLoop.sock_sendfile falls back to read+send on
+        # SendfileNotAvailableError (or re-raises it when fallback=False).
+        if not hasattr(os, "sendfile"):
+            raise exceptions.SendfileNotAvailableError(
+                "os.sendfile() is not available")
+        try:
+            fileno = file.fileno()
+        except (AttributeError, io.UnsupportedOperation):
+            raise exceptions.SendfileNotAvailableError("not a regular file")
+        try:
+            fsize = os.fstat(fileno).st_size
+        except OSError:
+            raise exceptions.SendfileNotAvailableError("not a regular file")
+        blocksize = count if count else fsize
+        if not blocksize:
+            return 0  # empty file
+        fut = self.create_future()
+        self._sock_sendfile_step(fut, None, sock, fileno, offset, count,
+                                 blocksize, 0)
+        return await fut
+
+    def _sock_sendfile_step(self, fut, registered_fd, sock, fileno,
+                            offset, count, blocksize, total_sent):
+        fd = sock.fileno()
+        if registered_fd is not None:
+            # one-shot writer: re-added below if there is more to send
+            self.remove_writer(registered_fd)
+        if fut.cancelled():
+            self._sock_sendfile_seek(fileno, offset, total_sent)
+            return
+        if count:
+            blocksize = count - total_sent
+            if blocksize <= 0:
+                self._sock_sendfile_seek(fileno, offset, total_sent)
+                fut.set_result(total_sent)
+                return
+        try:
+            sent = os.sendfile(fd, fileno, offset, blocksize)
+        except _RETRY:
+            sent = None
+        except OSError as exc:
+            if (registered_fd is not None and exc.errno == errno.ENOTCONN
+                    and type(exc) is not ConnectionError):
+                # the peer went away mid-transfer: the same exception on
+                # every platform, as asyncio normalises it
+                new_exc = ConnectionError("socket is not connected",
+                                          errno.ENOTCONN)
+                new_exc.__cause__ = exc
+                exc = new_exc
+            self._sock_sendfile_seek(fileno, offset, total_sent)
+            if total_sent == 0:
+                # typically a file that sendfile(2) cannot map: let the
+                # caller fall back to plain send()
+                fut.set_exception(exceptions.SendfileNotAvailableError(
+                    "os.sendfile call failed"))
+            else:
+                fut.set_exception(exc)
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._sock_sendfile_seek(fileno, offset, total_sent)
+            fut.set_exception(exc)
+            return
+        if sent == 0:  # end of file
+            self._sock_sendfile_seek(fileno, offset, total_sent)
+            fut.set_result(total_sent)
+            return
+        if sent is not None:
+            offset += sent
+            total_sent += sent
+        if registered_fd is None:
+            fut.add_done_callback(
+                functools.partial(self._sock_sendfile_cancelled, sock))
+        self.add_writer(fd, self._sock_sendfile_step, fut, fd, sock, fileno,
+                        offset, count, blocksize, total_sent)
+
+    def _sock_sendfile_cancelled(self, sock, fut):
+        if fut.cancelled():
+            fd = sock.fileno()
+            if fd != -1:
+                self.remove_writer(fd)
+
+    @staticmethod
+    def _sock_sendfile_seek(fileno, offset, total_sent):
+        # os.sendfile with an offset leaves the file position alone; leave
+        # it after the data sent, as a read+send loop would
+        if total_sent > 0:
+            os.lseek(fileno, offset, os.SEEK_SET)

@@ -14,10 +14,11 @@ Fast paths (GUIDE section 4):
   ``uv_write``; while that write is in flight, later writes are coalesced in
   a Python buffer and sent as one request when it completes.
 """
+import inspect
 import logging
 import warnings
 
-from asyncio import constants, futures, protocols, transports
+from asyncio import base_events, constants, futures, protocols, transports
 
 from ._uv import ffi, lib
 from ._callbacks import def_extern, report
@@ -35,6 +36,11 @@ _try_write = lib.uvffi_try_write
 _UV_EOF = lib.UV_EOF
 _UV_EAGAIN = lib.UV_EAGAIN
 _UV_ECANCELED = lib.UV_ECANCELED
+
+# asyncio.Server counts its connections with _attach()/_detach(); from 3.13
+# on they take the transport (kept in a WeakSet for close_clients()).
+_SERVER_TAKES_TRANSPORT = len(
+    inspect.signature(base_events.Server._attach).parameters) > 1
 
 
 class Stream(UVHandle):
@@ -196,7 +202,10 @@ class StreamTransport(transports._FlowControlMixin, transports.Transport):
         self._empty_waiter = None
         self._fd = self._fd_for_registry()
         if server is not None:
-            server._attach()
+            if _SERVER_TAKES_TRANSPORT:
+                server._attach(self)
+            else:
+                server._attach()
         if self._fd is not None:
             loop._transports[self._fd] = self
 
@@ -450,7 +459,9 @@ class StreamTransport(transports._FlowControlMixin, transports.Transport):
     def get_write_buffer_size(self):
         inflight = self._inflight_size
         if inflight:
-            inflight = self._stream.ptr.write_queue_size
+            stream = self._stream
+            # libuv's count shrinks as the kernel takes partial writes
+            inflight = stream.ptr.write_queue_size if stream is not None else 0
         return inflight + self._buffer_size
 
     def _has_pending_writes(self):
@@ -542,8 +553,11 @@ class StreamTransport(transports._FlowControlMixin, transports.Transport):
         self._loop = None
         server = self._server
         if server is not None:
-            server._detach()
             self._server = None
+            if _SERVER_TAKES_TRANSPORT:
+                server._detach(self)
+            else:
+                server._detach()
         if self._empty_waiter is not None and not self._empty_waiter.done():
             self._empty_waiter.set_exception(
                 ConnectionError("Connection is closed by peer"))

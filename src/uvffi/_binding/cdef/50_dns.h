@@ -1,13 +1,15 @@
 /* DNS: uv_getaddrinfo / uv_getnameinfo (run on libuv's thread pool). */
 struct addrinfo {
     int ai_flags; int ai_family; int ai_socktype; int ai_protocol;
-    size_t ai_addrlen; struct sockaddr *ai_addr; char *ai_canonname;
+    struct sockaddr *ai_addr; /* ai_addrlen is a socklen_t: left to "..." */ char *ai_canonname;
     struct addrinfo *ai_next; ...;
 };
 typedef struct { void *data; uv_loop_t *loop; struct addrinfo *addrinfo; ...; } uv_getaddrinfo_t;
 typedef struct { void *data; uv_loop_t *loop; char host[...]; char service[...]; ...; } uv_getnameinfo_t;
 typedef void (*uv_getaddrinfo_cb)(uv_getaddrinfo_t *req, int status, struct addrinfo *res);
 typedef void (*uv_getnameinfo_cb)(uv_getnameinfo_t *req, int status, const char *hostname, const char *service);
+
+#define UV_EAI_CANCELED ...
 
 int uv_getaddrinfo(uv_loop_t *loop, uv_getaddrinfo_t *req, uv_getaddrinfo_cb getaddrinfo_cb, const char *node, const char *service, const struct addrinfo *hints);
 void uv_freeaddrinfo(struct addrinfo *ai);

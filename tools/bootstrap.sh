@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Set up everything uvffi needs on a fresh Debian/Ubuntu machine that has
+# only Python and a C compiler:
+#   - libuv's development files (apt-get when root, else the command to run),
+#   - a virtual environment per interpreter, with uvffi built and installed.
+# Usage: tools/bootstrap.sh PYTHON VENV_DIR [EXTRAS]
+# Prints the venv's python on its last line.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+py=${1:-python3}
+venv=${2:-$top/.venv}
+extras=${3:-}
+
+have_libuv() {
+  pkg-config --atleast-version=1.44 libuv 2>/dev/null && return 0
+  [ -d "$top/vendor/libuv/src" ] && return 0
+  return 1
+}
+
+apt_install() {
+  # apt-get when we can; otherwise say exactly what to run.
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    if [ -z "${UVFFI_APT_UPDATED:-}" ]; then
+      apt-get update -qq >&2 || true
+      export UVFFI_APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+  else
+    echo "uvffi: missing system packages. Run:" >&2
+    echo "  sudo apt-get install -y $*" >&2
+    echo "(Fedora: sudo dnf install libuv-devel pkgconf-pkg-config; macOS: brew install libuv pkg-config)" >&2
+    exit 1
+  fi
+}
+
+if ! command -v pkg-config >/dev/null || ! have_libuv; then
+  apt_install libuv1-dev pkg-config
+fi
+
+case "$py" in
+  *pypy*)
+    if ! command -v "$py" >/dev/null; then apt_install pypy3 pypy3-dev pypy3-venv; fi
+    ;;
+esac
+
+if [ ! -x "$venv/bin/python" ]; then
+  "$py" -m venv "$venv" >&2 || { apt_install python3-venv; "$py" -m venv "$venv" >&2; }
+fi
+"$venv/bin/python" -m pip install -q --upgrade pip >&2 2>/dev/null || true
+target="$top"
+[ -n "$extras" ] && target="$top[$extras]"
+"$venv/bin/python" -m pip install -q "$target" >&2
+echo "$venv/bin/python"
