@@ -14,6 +14,7 @@ stop, and the loop re-raises them from ``run_forever``/``run_until_complete``.
 import sys
 import threading
 import traceback
+from asyncio.events import _get_running_loop
 
 from ._uv import ffi, lib
 
@@ -28,7 +29,15 @@ def set_driving_loop(loop):
 
 
 def driving_loop():
-    return getattr(_driver, "loop", None)
+    """The uvffi loop whose uv_run is calling us: set explicitly around
+    uv_run calls made outside run_forever (close, guest mode); otherwise the
+    running loop."""
+    loop = getattr(_driver, "loop", None)
+    if loop is None:
+        loop = _get_running_loop()
+        if loop is not None and not hasattr(loop, "_store_fatal"):
+            loop = None
+    return loop
 
 
 def report(loop, exc, message="Unhandled exception in a libuv callback"):

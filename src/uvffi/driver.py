@@ -1,16 +1,17 @@
-"""What ``BaseEventLoop._run_once`` calls its selector: one libuv iteration.
+"""What ``Loop._run_once`` calls its selector: one libuv iteration.
 
 asyncio's scheduling core (ready deque, timer heap, stop semantics, debug
-slow-callback warnings) stays CPython's own code; where the selector loop
-would call ``select(timeout)`` we run ``uv_run`` once.  One libuv timer per
-loop wakes the poll at the earliest ``call_later`` deadline, so timers cost
-a heap push like in asyncio and no libuv handle each.  I/O callbacks run
-inside ``uv_run`` and reach their protocols directly.
+slow-callback warnings; see scheduler.py) decides how long the loop may
+sleep; where the selector loop would call ``select(timeout)`` we run
+``uv_run`` once.  One libuv timer per loop (C no-op callback) wakes the poll
+at the earliest ``call_later`` deadline, so a timer costs a heap push as in
+asyncio and no libuv handle of its own.  I/O callbacks run inside
+``uv_run`` and reach their protocols directly.
 """
-import math
-
 from ._uv import lib
-from . import _callbacks
+from .scheduler import timeout_to_ms
+
+_run_once = lib.uvffi_run_once
 
 
 class UVSelector:
@@ -23,17 +24,11 @@ class UVSelector:
 
     def select(self, timeout=None):
         loop = self._loop
-        if timeout is None:
-            ms = -1
-        elif timeout <= 0:
+        if timeout == 0:
             ms = 0
         else:
-            ms = math.ceil(timeout * 1000.0)
-        prev = _callbacks.set_driving_loop(loop)
-        try:
-            lib.uvffi_run_once(loop._uv_loop, loop._uv_wakeup_ptr, ms)
-        finally:
-            _callbacks.set_driving_loop(prev)
+            ms = timeout_to_ms(timeout)
+        _run_once(loop._uv_loop, loop._uv_wakeup_ptr, ms)
         exc = loop._fatal
         if exc is not None:
             loop._fatal = None

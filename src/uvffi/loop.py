@@ -20,6 +20,7 @@ from . import _callbacks
 from .driver import UVSelector
 from .errors import exception_from_uv
 from .handles import Async, Timer
+from .scheduler import SchedulerMixin
 from .signals import SignalMixin
 from .fdwatch import FdWatchMixin
 from .sockets import SockMethodsMixin
@@ -37,7 +38,7 @@ from .embedding import EmbeddingMixin
 _leaked_loops = []
 
 
-class Loop(SignalMixin, FdWatchMixin, SockMethodsMixin, DnsMixin,
+class Loop(SchedulerMixin, SignalMixin, FdWatchMixin, SockMethodsMixin, DnsMixin,
            TCPMixin, UnixMixin, UDPMixin, PipeMixin, SubprocessMixin,
            EmbeddingMixin, base_events.BaseEventLoop):
     """An asyncio event loop running on libuv."""
