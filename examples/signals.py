@@ -9,27 +9,27 @@ import signal
 import uvffi
 
 
-def ask_exit(signame, loop):
+def ask_exit(signame, done):
     print("got signal %s: exit" % signame)
-    loop.stop()
+    if not done.done():
+        done.set_result(signame)
 
 
 async def main():
     loop = asyncio.get_running_loop()
+    done = loop.create_future()
     for signame in ("SIGINT", "SIGTERM"):
         loop.add_signal_handler(getattr(signal, signame),
-                                functools.partial(ask_exit, signame, loop))
-    print("Event loop running; sending SIGTERM to pid %d in 1 second."
-          % os.getpid())
+                                functools.partial(ask_exit, signame, done))
+    print("pid %d: send SIGINT or SIGTERM to exit; SIGTERM comes by itself "
+          "in 1 second." % os.getpid(), flush=True)
     loop.call_later(1.0, os.kill, os.getpid(), signal.SIGTERM)
-    await asyncio.sleep(3600)
+    try:
+        await done
+    finally:
+        for signame in ("SIGINT", "SIGTERM"):
+            loop.remove_signal_handler(getattr(signal, signame))
 
 
 if __name__ == "__main__":
-    loop = uvffi.new_event_loop()
-    try:
-        loop.run_until_complete(main())
-    except RuntimeError:
-        pass  # "Event loop stopped before Future completed.": ask_exit stopped it
-    finally:
-        loop.close()
+    uvffi.run(main())

@@ -42,8 +42,15 @@ def pair():
 
 
 def _poll_count(loop):
-    """uvffi: live fd-watch polls (0 for asyncio's loop)."""
-    return len(getattr(loop, "_fd_watches", None) or {})
+    """uvffi: fd-watch polls with a reader or writer (0 for asyncio's loop)."""
+    watches = getattr(loop, "_fd_watches", None) or {}
+    return sum(1 for p in watches.values()
+               if p.reader is not None or p.writer is not None)
+
+
+def _active(p):
+    from uvffi._uv import lib
+    return bool(lib.uv_is_active(p.ptr))
 
 
 # -- success paths -------------------------------------------------------------
@@ -125,18 +132,39 @@ def test_one_poll_handle_per_fd_for_reader_and_writer(loop, pair):
     loop.remove_writer(a)
     assert loop._fd_watches[a.fileno()] is p and p.events == 1
     loop.remove_reader(a)
-    assert _poll_count(loop) == 0
+    assert _poll_count(loop) == 0 and not loop._fd_watches
 
 
 def test_poll_handle_closed_when_last_callback_removed(loop, pair):
     a, _ = pair
-    before = len(loop._uv_handles)
     loop.add_reader(a, lambda: None)
-    assert len(loop._uv_handles) > before
+    p = loop._fd_watches[a.fileno()]
+    assert _active(p) and p in loop._uv_handles
     loop.remove_reader(a)
+    assert a.fileno() not in loop._fd_watches and p.closing
     _spin(loop)
-    # only the (lazily created) guard may remain in addition
-    assert not any(type(h).__name__ == "_FdPoll" for h in loop._uv_handles)
+    assert p not in loop._uv_handles  # libuv's close callback has run
+
+
+def test_fd_number_reused_by_regular_file_raises_on_add(any_loop, tmp_path):
+    # the number was watched before: the new file behind it must still be
+    # refused as epoll refuses it
+    r, w = os.pipe()
+    os.close(w)
+    any_loop.add_reader(r, lambda: None)
+    any_loop.remove_reader(r)
+    os.close(r)
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if fd != r:
+            pytest.skip("fd number not reused")
+        with pytest.raises(PermissionError):
+            any_loop.add_reader(fd, lambda: None)
+        assert any_loop.remove_reader(fd) is False
+    finally:
+        os.close(fd)
 
 
 def test_readding_reader_replaces_callback_and_cancels_old_handle(any_loop, pair):
@@ -430,3 +458,72 @@ def test_loop_close_closes_poll_handles(pair):
     lp.close()
     assert not handles
     assert lp.remove_reader(a) is False
+
+
+def test_examples_watch_fd_prints_received_data():
+    path = os.path.join(os.path.dirname(__file__), "..", "examples", "watch_fd.py")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [os.path.join(os.path.dirname(__file__), "..", "src"),
+         env.get("PYTHONPATH", "")])
+    proc = subprocess.run([sys.executable, path], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "Received: abc"
+
+
+def test_poll_error_wakes_both_reader_and_writer(any_loop):
+    # a refused non-blocking connect: epoll reports an error condition, which
+    # the selector turns into "readable and writable"
+    tmp = socket.socket()
+    tmp.bind(("127.0.0.1", 0))
+    addr = tmp.getsockname()
+    tmp.close()
+    c = socket.socket()
+    c.setblocking(False)
+    woken = set()
+    try:
+        try:
+            c.connect(addr)
+        except BlockingIOError:
+            pass
+        except ConnectionRefusedError:
+            pytest.skip("refused synchronously")
+        any_loop.add_reader(c, woken.add, "reader")
+        any_loop.add_writer(c, woken.add, "writer")
+        _run_until(any_loop, lambda: woken == {"reader", "writer"})
+        assert c.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 111 or \
+            sys.platform != "linux"
+        assert any_loop.remove_reader(c) and any_loop.remove_writer(c)
+    finally:
+        c.close()
+
+
+def test_many_short_waits_leave_no_poll_handles(loop, pair):
+    a, b = pair
+
+    async def ping_pong():
+        for i in range(200):
+            loop.call_soon(b.send, b"x")
+            assert await loop.sock_recv(a, 10) == b"x"
+
+    loop.run_until_complete(ping_pong())
+    _spin(loop)
+    assert _poll_count(loop) == 0
+    assert not any(type(h).__name__ == "_FdPoll" for h in loop._uv_handles)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_loop_close_leaks_no_fds_after_watching(pair):
+    import uvffi
+    a, b = pair
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        lp = uvffi.new_event_loop()
+        got = []
+        lp.add_reader(a, lambda: got.append(a.recv(10)))
+        b.send(b"x")
+        lp.run_until_complete(asyncio.sleep(0.01))
+        lp.remove_reader(a)
+        lp.close()
+    assert len(os.listdir("/proc/self/fd")) == before

@@ -283,10 +283,10 @@ def test_sigint_after_handler_removed_raises_keyboard_interrupt_in_child():
 
 def test_sigterm_handler_stops_loop_in_child():
     rc, out, err = _child("""
-        import signal, uvffi
+        import functools, signal, uvffi
         loop = uvffi.new_event_loop()
         loop.add_signal_handler(signal.SIGTERM, loop.stop)
-        loop.call_soon(print, "ready", flush=True)
+        loop.call_soon(functools.partial(print, "ready", flush=True))
         loop.run_forever()
         loop.close()
         print("stopped", signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)

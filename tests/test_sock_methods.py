@@ -61,6 +61,13 @@ def udp_pair():
     b.close()
 
 
+def needs(loop, *names):
+    """asyncio before 3.11 has no sock_recvfrom/sock_recvfrom_into/sock_sendto."""
+    missing = [n for n in names if not hasattr(loop, n)]
+    if missing:
+        pytest.skip(f"{type(loop).__name__} lacks {missing} on this Python")
+
+
 def no_watcher(loop, sock):
     """Nothing left registered for the socket's fd."""
     return (loop.remove_reader(sock.fileno()) is False and
@@ -112,6 +119,7 @@ def test_sock_recv_error_raises_connection_reset(any_loop, tcp_pair):
 
 
 def test_sock_recvfrom_returns_datagram_and_address(any_loop, udp_pair):
+    needs(any_loop, "sock_recvfrom")
     a, b = udp_pair
     any_loop.call_later(0.02, b.sendto, b"dgram", a.getsockname())
     data, addr = run(any_loop, any_loop.sock_recvfrom(a, 100))
@@ -120,6 +128,7 @@ def test_sock_recvfrom_returns_datagram_and_address(any_loop, udp_pair):
 
 
 def test_sock_recvfrom_into_respects_nbytes(any_loop, udp_pair):
+    needs(any_loop, "sock_recvfrom_into")
     a, b = udp_pair
     buf = bytearray(10)
     any_loop.call_later(0.02, b.sendto, b"0123456789", a.getsockname())
@@ -128,6 +137,7 @@ def test_sock_recvfrom_into_respects_nbytes(any_loop, udp_pair):
 
 
 def test_sock_recvfrom_into_defaults_to_whole_buffer(any_loop, udp_pair):
+    needs(any_loop, "sock_recvfrom_into")
     a, b = udp_pair
     buf = bytearray(6)
     b.sendto(b"abcdef", a.getsockname())
@@ -138,12 +148,14 @@ def test_sock_recvfrom_into_defaults_to_whole_buffer(any_loop, udp_pair):
 # -- sending -------------------------------------------------------------------
 
 def test_sock_sendto_sends_datagram(any_loop, udp_pair):
+    needs(any_loop, "sock_sendto", "sock_recvfrom")
     a, b = udp_pair
     assert run(any_loop, any_loop.sock_sendto(a, b"to-b", b.getsockname())) == 4
     assert run(any_loop, any_loop.sock_recvfrom(b, 100)) == (b"to-b", a.getsockname())
 
 
 def test_sock_sendto_unresolvable_address_raises(any_loop, udp_pair):
+    needs(any_loop, "sock_sendto")
     a, _ = udp_pair
     with pytest.raises(socket.gaierror):
         run(any_loop, any_loop.sock_sendto(a, b"x", ("nonexistent.invalid", 9)))
@@ -305,12 +317,15 @@ def test_sock_connect_udp_sets_default_peer(any_loop, udp_pair):
 
 def _all_calls(loop, sock):
     buf = bytearray(4)
-    return [
+    calls = [
         loop.sock_recv(sock, 1), loop.sock_recv_into(sock, buf),
-        loop.sock_recvfrom(sock, 1), loop.sock_recvfrom_into(sock, buf),
-        loop.sock_sendall(sock, b"x"), loop.sock_sendto(sock, b"x", ("127.0.0.1", 9)),
+        loop.sock_sendall(sock, b"x"),
         loop.sock_connect(sock, ("127.0.0.1", 9)), loop.sock_accept(sock),
     ]
+    if hasattr(loop, "sock_sendto"):  # asyncio >= 3.11
+        calls += [loop.sock_recvfrom(sock, 1), loop.sock_recvfrom_into(sock, buf),
+                  loop.sock_sendto(sock, b"x", ("127.0.0.1", 9))]
+    return calls
 
 
 def test_blocking_socket_raises_value_error_in_debug_mode(any_loop):
@@ -359,6 +374,8 @@ def test_socket_of_a_transport_is_refused_when_waiting(any_loop, tcp_pair):
 
 @pytest.mark.parametrize("method", ["recv", "recv_into", "accept", "recvfrom"])
 def test_cancelled_read_leaves_no_watcher(any_loop, tcp_pair, listener, udp_pair, method):
+    if method == "recvfrom":
+        needs(any_loop, "sock_recvfrom")
     c, s = tcp_pair
     sock, coro = {
         "recv": (s, lambda: any_loop.sock_recv(s, 10)),
@@ -542,3 +559,27 @@ def test_cancelled_sock_sendfile_leaves_no_watcher(any_loop, tcp_pair, tmp_path)
     with open(path, "rb") as f:
         run(any_loop, main(f))
     assert no_watcher(any_loop, c)
+
+
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no AF_UNIX")
+def test_sock_connect_and_accept_unix_socket_without_resolution(any_loop, tmp_path):
+    path = str(tmp_path / "s.sock")
+    srv = nb(socket.socket(socket.AF_UNIX))
+    c = nb(socket.socket(socket.AF_UNIX))
+    try:
+        srv.bind(path)
+        srv.listen()
+
+        async def main():
+            acc = asyncio.ensure_future(any_loop.sock_accept(srv))
+            await any_loop.sock_connect(c, path)
+            conn, _ = await acc
+            await any_loop.sock_sendall(c, b"unix")
+            data = await any_loop.sock_recv(conn, 10)
+            conn.close()
+            return data
+
+        assert run(any_loop, main()) == b"unix"
+    finally:
+        srv.close()
+        c.close()

@@ -266,3 +266,31 @@ def test_tls_sendfile_uses_fallback(any_loop, tmp_path):
 
     sent, got = run(loop, main())
     assert sent == len(payload) and got == payload
+
+
+def test_tls_connect_accepted_socket_server_side(any_loop):
+    import socket
+    loop = any_loop
+
+    async def main():
+        lsock = socket.socket()
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen()
+        lsock.setblocking(False)
+        accepted = loop.create_task(loop.sock_accept(lsock))
+        client_task = loop.create_task(loop.create_connection(
+            lambda: Recorder(loop), *lsock.getsockname(),
+            ssl=client_ssl_context(), server_hostname="localhost"))
+        conn, _ = await accepted
+        str_, spr = await loop.connect_accepted_socket(
+            lambda: Recorder(loop, echo=True), conn,
+            ssl=server_ssl_context(), ssl_handshake_timeout=10)
+        tr, pr = await client_task
+        tr.write(b"tls accepted")
+        got = await pr.wait_data(12)
+        tr.close()
+        await pr.lost
+        lsock.close()
+        return got, str_.get_extra_info("ssl_object").server_side
+
+    assert run(loop, main()) == (b"tls accepted", True)

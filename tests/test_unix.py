@@ -276,3 +276,24 @@ def test_unix_streams_api(any_loop, sock_path):
         return got
 
     assert run(loop, main()) == b"HELLO\n"
+
+
+def test_unix_server_start_serving_false(any_loop, sock_path):
+    loop = any_loop
+
+    async def main():
+        server = await loop.create_unix_server(_echo_factory(loop), sock_path,
+                                               start_serving=False)
+        before = server.is_serving()
+        socks = server.sockets
+        await server.start_serving()
+        r, w = await asyncio.open_unix_connection(sock_path)
+        w.write(b"late")
+        got = await r.readexactly(4)
+        w.close()
+        await w.wait_closed()
+        server.close()
+        await server.wait_closed()
+        return before, type(socks), len(socks), got
+
+    assert run(loop, main()) == (False, tuple, 1, b"late")

@@ -14,6 +14,12 @@ pyexe=$("$py" -c 'import sys; print(sys.executable)')
 cmake -S "$top" -B "$bdir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DPython_EXECUTABLE="$pyexe" ${UVFFI_CMAKE_ARGS:-} >/dev/null
 cmake --build "$bdir" >/dev/null
-cp "$bdir"/_uv*.so "$top/src/uvffi/"
-# uvffi._capsule: the PyCapsule side of embedding (see CMakeLists.txt)
-cp "$bdir"/_capsule*.so "$top/src/uvffi/"
+# Install by rename, never by overwriting: a running process has the old
+# .so mapped, and rewriting that inode in place crashes it (seen: SIGSEGV in
+# uv_async_send of a test running while another build copied over it).
+# (_uv and _capsule, the PyCapsule side of embedding: see CMakeLists.txt)
+for so in "$bdir"/_*.so; do
+  name=$(basename "$so")
+  cp "$so" "$top/src/uvffi/.$name.tmp"
+  mv -f "$top/src/uvffi/.$name.tmp" "$top/src/uvffi/$name"
+done

@@ -19,7 +19,7 @@ import logging
 import sys
 import warnings
 
-from asyncio import constants, futures, transports, trsock
+from asyncio import constants, futures, selector_events, transports, trsock
 
 from .poll import Poll, READABLE, WRITABLE
 
@@ -31,13 +31,22 @@ logger = logging.getLogger("asyncio")
 # interpreter's own loop.
 SEND_EMPTY = sys.version_info >= (3, 13)
 HEADER_SIZE = 8 if sys.version_info >= (3, 13) else 0
+# asyncio's datagram transports can pause reading since Python 3.11; before,
+# is_reading/pause_reading/resume_reading raise NotImplementedError, and so
+# do ours there.
+CAN_PAUSE_READING = "pause_reading" in vars(selector_events._SelectorTransport)
 
 
-class DatagramTransportBase(transports._FlowControlMixin,
+class DatagramTransportBase(transports._FlowControlMixin, transports.Transport,
                             transports.DatagramTransport):
     """asyncio's datagram transport; subclasses supply the engine:
     ``_engine_open``, ``_engine_start_reading``, ``_engine_stop_reading``,
-    ``_send_now``, ``_has_pending``, ``_engine_release`` and ``_polling``."""
+    ``_send_now``, ``_has_pending``, ``_engine_drop_pending`` and
+    ``_engine_release``.
+
+    Like asyncio's selector transport it is an ``asyncio.Transport`` (whose
+    stream methods, ``write`` and co, raise NotImplementedError) and, as
+    documented, an ``asyncio.DatagramTransport``."""
 
     max_size = 256 * 1024  # what asyncio passes to recvfrom()
     _sock = None  # set first: __del__ must work even if __init__ failed
@@ -153,7 +162,7 @@ class DatagramTransportBase(transports._FlowControlMixin,
             logger.debug("%r resumes reading", self)
 
     def _start_reading(self):
-        if self._reading or not self.is_reading() or self._sock is None:
+        if self._reading or self._closing or self._paused or self._sock is None:
             return
         try:
             self._engine_start_reading()
@@ -286,6 +295,11 @@ class DatagramTransportBase(transports._FlowControlMixin,
             # this transport) stays alive while its loop is, so we get here
             # only once the loop was closed or is garbage itself.
             self._sock.close()
+
+
+if not CAN_PAUSE_READING:
+    del (DatagramTransportBase.is_reading, DatagramTransportBase.pause_reading,
+         DatagramTransportBase.resume_reading)
 
 
 class PollDatagramTransport(DatagramTransportBase):

@@ -6,6 +6,13 @@ exactly as ``socket.getaddrinfo``/``socket.getnameinfo`` convert them, so a
 caller cannot tell the two apart (``AddressFamily``/``SocketKind`` enums,
 IPv6 4-tuples, ``gaierror`` codes and messages).
 
+Before a lookup goes to the thread pool, the socket module itself is asked
+with AI_NUMERICHOST (getnameinfo: NI_NUMERICHOST|NI_NUMERICSERV), which
+never leaves the process.  That answers literal addresses at once (as
+asyncio's ``_ipaddr_info`` shortcut does, but with the full, identical
+result list), and makes argument errors exactly those of this
+interpreter's socket module (CPython and PyPy word them differently).
+
 A request stays referenced (``loop._uv_requests``) until libuv's callback:
 libuv writes into the request until then, even when we gave up on it.
 """
@@ -22,7 +29,6 @@ logger = logging.getLogger("asyncio")  # where BaseEventLoop logs this too
 _from_handle = ffi.from_handle
 _AddressFamily = socket.AddressFamily
 _SocketKind = socket.SocketKind
-_INET_FAMILIES = (socket.AF_INET, getattr(socket, "AF_INET6", None))
 
 
 def _to_enum(value, enum_cls):
@@ -30,16 +36,6 @@ def _to_enum(value, enum_cls):
         return enum_cls(value)
     except ValueError:
         return value
-
-
-def _c_int(value):
-    """An argument parsed as a C int ("i"), with CPython's errors."""
-    value = operator.index(value)
-    if value > 0x7fffffff:
-        raise OverflowError("signed integer is greater than maximum")
-    if value < -0x80000000:
-        raise OverflowError("signed integer is less than minimum")
-    return value
 
 
 def _c_uint_wrap(value):
@@ -72,32 +68,32 @@ def _encode_port(port):
     raise OSError("Int or String expected")
 
 
-def _is_numeric_host(host):
-    """True for an IPv4/IPv6 literal that the C resolver answers by itself."""
-    if isinstance(host, bytes):
-        try:
-            host = host.decode("ascii")
-        except UnicodeDecodeError:
-            return False
-    if not isinstance(host, str) or "%" in host:
-        return False
-    for af in _INET_FAMILIES:
-        if af is None:
-            continue
-        try:
-            socket.inet_pton(af, host)
-            return True
-        except (OSError, ValueError):
-            pass
-    return False
+def _as_c_int(value):
+    """An int already accepted by the socket module, as the C int it became
+    (PyPy's socket truncates where CPython raises)."""
+    return ((value + 0x80000000) & 0xffffffff) - 0x80000000
 
 
-def _numeric_port(port):
-    if port is None or isinstance(port, int):
-        return True
-    if isinstance(port, (str, bytes)):
-        return port.isdigit() or port in ("", b"")
-    return False
+def _with_flag(flags, flag):
+    try:
+        return operator.index(flags) | flag
+    except TypeError:
+        return flags  # not an int: the socket module raises its own error
+
+
+def _numeric_probe(host, port, family, type, proto, flags):
+    """Ask the C resolver with AI_NUMERICHOST, which never leaves the
+    process.  Returns its answer when *host* is a literal (or None): the
+    same answer as without the flag.  Returns None when a real lookup is
+    needed.  Argument errors come out exactly as socket.getaddrinfo raises
+    them on this interpreter."""
+    try:
+        return socket.getaddrinfo(host, port, family, type, proto,
+                                  _with_flag(flags, socket.AI_NUMERICHOST))
+    except socket.gaierror:
+        if host is None:
+            raise  # no name to resolve: the real call answers the same
+        return None  # a name (or bad hints, which libuv reports in turn)
 
 
 def _convert_sockaddr(addr):
@@ -216,37 +212,37 @@ def _getnameinfo_cb(req, status, hostname, service):
         report(obj.loop, exc)
 
 
-def _getnameinfo_sockaddr(sockaddr):
-    """socket.getnameinfo's argument checks; returns a sockaddr_storage."""
-    if not isinstance(sockaddr, tuple):
-        raise TypeError("getnameinfo() argument 1 must be a tuple")
-    # PyArg_ParseTuple(sa, "si|II;getnameinfo(): illegal sockaddr argument")
-    if not 2 <= len(sockaddr) <= 4 or not isinstance(sockaddr[0], str):
-        raise TypeError("getnameinfo(): illegal sockaddr argument")
+def _getnameinfo_sockaddr(sockaddr, flags):
+    """Validate as socket.getnameinfo does; returns (sockaddr_storage,
+    flags as a C int)."""
+    # The socket module itself checks the arguments and resolves the numeric
+    # host, without any lookup (NI_NUMERICHOST|NI_NUMERICSERV): its errors,
+    # on this interpreter, are ours.  The real lookup goes to libuv below.
+    try:
+        probe_flags = ((operator.index(flags) | socket.NI_NUMERICHOST |
+                        socket.NI_NUMERICSERV) & ~socket.NI_NAMEREQD)
+    except TypeError:
+        probe_flags = flags  # not an int: the socket module raises
+    socket.getnameinfo(sockaddr, probe_flags)
+    flags = _as_c_int(operator.index(flags))
     host = sockaddr[0]
-    port = _c_int(sockaddr[1])
+    port = operator.index(sockaddr[1])
     flowinfo = _c_uint_wrap(sockaddr[2]) if len(sockaddr) > 2 else 0
     scope_id = _c_uint_wrap(sockaddr[3]) if len(sockaddr) > 3 else 0
-    if flowinfo > 0xfffff:
-        raise OverflowError("getnameinfo(): flowinfo must be 0-1048575.")
     # What CPython does next: resolve the *numeric* host (no lookup leaves
     # the process), requiring exactly one address.
-    infos = socket.getaddrinfo(host, "%d" % port, socket.AF_UNSPEC,
+    infos = socket.getaddrinfo(host, "%d" % _as_c_int(port), socket.AF_UNSPEC,
                                socket.SOCK_DGRAM, 0, socket.AI_NUMERICHOST)
-    if len(infos) != 1:
-        raise OSError("sockaddr resolved to multiple addresses")
     family, _, _, _, addr = infos[0]
     out = ffi.new("struct sockaddr_storage *")
     if family == socket.AF_INET:
-        if len(sockaddr) != 2:
-            raise OSError("IPv4 sockaddr must be 2 tuple")
         rc = lib.uvffi_sockaddr_in(out, addr[0].encode("ascii"), addr[1])
     else:
         rc = lib.uvffi_sockaddr_in6(out, addr[0].encode("ascii"), addr[1],
                                     flowinfo, scope_id)
     if rc < 0:
         raise gaierror_from_uv(rc)
-    return out
+    return out, flags
 
 
 class DnsMixin:
@@ -287,21 +283,17 @@ class DnsMixin:
 
     async def _uv_getaddrinfo(self, host, port, family, type, proto, flags):
         self._check_closed()
-        family, type, proto, flags = (_c_int(family), _c_int(type),
-                                      _c_int(proto), _c_int(flags))
+        infos = _numeric_probe(host, port, family, type, proto, flags)
+        if infos is not None:
+            return infos
+        # arguments the socket module accepted; convert them as it does
         node = _encode_host(host)
         service = _encode_port(port)
-        if (node is None and service is None) or (
-                _is_numeric_host(host) and _numeric_port(port)):
-            # Nothing to look up (literal address and port), or nothing to
-            # ask (EAI_NONAME at once): the C resolver answers without I/O,
-            # and calling it directly keeps every detail of its answer.
-            return socket.getaddrinfo(host, port, family, type, proto, flags)
         hints = ffi.new("struct addrinfo *")
-        hints.ai_family = family
-        hints.ai_socktype = type
-        hints.ai_protocol = proto
-        hints.ai_flags = flags
+        hints.ai_family = _as_c_int(operator.index(family))
+        hints.ai_socktype = _as_c_int(operator.index(type))
+        hints.ai_protocol = _as_c_int(operator.index(proto))
+        hints.ai_flags = _as_c_int(operator.index(flags))
         c_node = ffi.new("char[]", node) if node is not None else ffi.NULL
         c_service = ffi.new("char[]", service) if service is not None else ffi.NULL
         r = _GetAddrInfo(self, (hints, c_node, c_service))
@@ -312,8 +304,7 @@ class DnsMixin:
 
     async def getnameinfo(self, sockaddr, flags=0):
         self._check_closed()
-        flags = _c_int(flags)
-        addr = _getnameinfo_sockaddr(sockaddr)
+        addr, flags = _getnameinfo_sockaddr(sockaddr, flags)
         r = _GetNameInfo(self, (addr,))
         r.started(lib.uv_getnameinfo(self._uv_loop, r.req,
                                      lib._uvffi_getnameinfo_cb,

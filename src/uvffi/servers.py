@@ -1,41 +1,48 @@
-"""Listening sockets: ``_start_serving``/``_stop_serving`` on ``uv_listen``.
+"""Listening sockets: ``_start_serving``/``_stop_serving``.
 
 ``asyncio.base_events.Server`` (CPython's own class: sockets, close,
-wait_closed, serve_forever, close_clients ...) drives these two hooks.  Each
-listening socket gets a ``_Listener``: a libuv stream on a dup of its fd
-(libuv closes that one, the Server closes the socket itself).  libuv accepts
-in a loop on each readiness event and calls us once per connection; we
-``uv_accept`` into a new stream and build the transport right there --
-asyncio goes through a Task per connection, which costs a Task, a Future and
-two loop iterations and buys nothing for plain connections.  TLS connections
-still use a task, to await the handshake and close the transport on failure
-as asyncio does.
+wait_closed, serve_forever, close_clients ...) drives these two hooks.
+
+Each listening socket gets a ``_Listener``: a ``uv_poll_t`` on the socket's
+fd and, when it turns readable, up to ``backlog`` ``sock.accept()`` calls,
+exactly as selector_events does.  libuv's own ``uv_listen`` is not used on
+purpose: on EMFILE/ENFILE it accepts and immediately closes every pending
+connection (its "emfile trick") without telling us, where asyncio logs the
+error, leaves the connections in the backlog and retries after
+``ACCEPT_RETRY_DELAY``.  Accepting in Python also gives the peer address
+for free, as asyncio has it.  The accepted fd is detached from its Python
+socket and handed to libuv (``uv_tcp_open``/``uv_pipe_open``), which owns
+it from then on.
+
+The transport is built right in the poll callback -- asyncio goes through a
+Task per connection, which costs a Task, a Future and two loop iterations
+and buys nothing for plain connections.  TLS connections still use a task,
+to await the handshake and close the transport on failure as asyncio does.
 """
 import errno
 import logging
+import os
 from asyncio import constants, trsock
 
-from ._uv import lib
-from .errors import exception_from_uv
+from . import poll as _poll
 from .socktransport import (SocketTransport, SocketTransportMixin,
-                            new_ssl_protocol, open_stream, stream_for_family,
+                            new_ssl_protocol, stream_for_family,
                             _SSL_SHUTDOWN_TIMEOUT)
 
 logger = logging.getLogger("asyncio")
 
-# accept() failures that only mean "nothing to accept after all"
-_ACCEPT_NOTHING = frozenset((errno.EAGAIN, errno.EWOULDBLOCK,
-                             errno.ECONNABORTED, errno.EINTR))
 # accept() failures that mean "out of resources": asyncio logs them and
 # stops accepting for ACCEPT_RETRY_DELAY seconds instead of spinning.
 _RESOURCE_ERRNOS = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS,
                               errno.ENOMEM))
+_NOTHING_TO_ACCEPT = (BlockingIOError, InterruptedError,
+                      ConnectionAbortedError)
 
 
 class _Listener:
     """Accepts connections on one listening socket of a Server."""
 
-    __slots__ = ("loop", "sock", "family", "stream", "protocol_factory",
+    __slots__ = ("loop", "sock", "family", "poll", "protocol_factory",
                  "sslcontext", "server", "backlog", "ssl_handshake_timeout",
                  "ssl_shutdown_timeout", "retry")
 
@@ -50,102 +57,109 @@ class _Listener:
         self.backlog = backlog
         self.ssl_handshake_timeout = ssl_handshake_timeout
         self.ssl_shutdown_timeout = ssl_shutdown_timeout
-        self.stream = None
+        self.poll = None
         self.retry = None
 
     def start(self):
-        stream = open_stream(self.loop, self.sock)
+        p = _poll.Poll(self.loop, self.sock.fileno(), self._on_readable)
         try:
-            stream.on_connection = self._on_connection
-            stream.listen(self.backlog)
+            p.start(_poll.READABLE)
         except BaseException:
-            stream.close()
+            p.close()
             raise
-        self.stream = stream
+        self.poll = p
+
+    def _stop_polling(self):
+        p = self.poll
+        if p is not None:
+            self.poll = None
+            p.close()
 
     def close(self):
         if self.retry is not None:
             self.retry.cancel()
             self.retry = None
-        stream = self.stream
-        if stream is not None:
-            self.stream = None
-            stream.close()
+        self._stop_polling()
 
     def _resume(self):
         self.retry = None
-        try:
+        if self.sock.fileno() != -1:
             self.start()
-        except OSError as exc:
-            self._accept_error(exc)
 
-    def _accept_error(self, exc):
-        loop = self.loop
-        if exc.errno in _ACCEPT_NOTHING:
-            return
-        if exc.errno in _RESOURCE_ERRNOS:
-            loop.call_exception_handler({
-                "message": "socket.accept() out of system resource",
-                "exception": exc,
-                "socket": trsock.TransportSocket(self.sock),
-            })
-            # libuv would keep reporting (and dropping) connections: stop
-            # listening for a while; the socket keeps its backlog meanwhile.
-            stream = self.stream
-            if stream is not None:
-                self.stream = None
-                stream.close()
-            if self.retry is None:
-                self.retry = loop.call_later(constants.ACCEPT_RETRY_DELAY,
-                                             self._resume)
-        else:
-            loop.call_exception_handler({
-                "message": "Error accepting a connection",
-                "exception": exc,
-                "socket": trsock.TransportSocket(self.sock),
-            })
-
-    def _on_connection(self, status):
-        # libuv callback: one pending connection (or an accept error)
+    def _on_readable(self, status, events):
+        # libuv callback; status < 0 is a poll error on the listening
+        # socket: accept() will tell what it is.
         try:
-            if status < 0:
-                self._accept_error(exception_from_uv(status))
-                return
-            loop = self.loop
-            client = stream_for_family(loop, self.family)
-            rc = lib.uv_accept(self.stream.ptr, client.ptr)
-            if rc < 0:
-                client.close()
-                self._accept_error(exception_from_uv(rc))
-                return
-            if self.sslcontext:
-                loop.create_task(self._accept_tls(client))
-                return
-            protocol = transport = None
-            try:
-                protocol = self.protocol_factory()
-                transport = SocketTransport(loop, client, None, protocol,
-                                            None, None, self.server)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                if transport is None:
-                    client.close()
-                else:
-                    transport.close()
-                if loop._debug:
-                    self._report_creation_error(exc, protocol, transport)
-                return
-            if loop._debug:
-                logger.debug("%r got a new connection: %r", self.server,
-                             transport)
+            self._accept_some()
         except Exception as exc:
             self.loop.call_exception_handler({
                 "message": "Error accepting a connection",
                 "exception": exc,
+                "socket": trsock.TransportSocket(self.sock),
             })
 
-    async def _accept_tls(self, client):
+    def _accept_some(self):
+        sock = self.sock
+        loop = self.loop
+        for _ in range(self.backlog):
+            try:
+                conn, addr = sock.accept()
+            except _NOTHING_TO_ACCEPT:
+                return
+            except OSError as exc:
+                if exc.errno not in _RESOURCE_ERRNOS:
+                    raise
+                loop.call_exception_handler({
+                    "message": "socket.accept() out of system resource",
+                    "exception": exc,
+                    "socket": trsock.TransportSocket(sock),
+                })
+                # Linux keeps reporting the socket readable: stop watching
+                # it for a while; pending connections wait in the backlog.
+                self._stop_polling()
+                if self.retry is None:
+                    self.retry = loop.call_later(
+                        constants.ACCEPT_RETRY_DELAY, self._resume)
+                return
+            if loop._debug:
+                logger.debug("%r got a new connection from %r: %r",
+                             self.server, addr, conn)
+            self._serve(conn, addr)
+            if self.poll is None:  # the server was closed meanwhile
+                return
+
+    def _serve(self, conn, addr):
+        loop = self.loop
+        client = stream_for_family(loop, self.family)
+        fd = conn.detach()  # libuv owns the fd from here on
+        try:
+            client.open(fd)
+        except OSError as exc:
+            client.close()
+            os.close(fd)
+            if loop._debug:
+                self._report_creation_error(exc, None, None)
+            return
+        extra = {"peername": addr}
+        if self.sslcontext:
+            loop.create_task(self._accept_tls(client, extra))
+            return
+        protocol = transport = None
+        try:
+            protocol = self.protocol_factory()
+            transport = SocketTransport(loop, client, None, protocol,
+                                        None, extra, self.server)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            if transport is None:
+                client.close()
+            else:
+                transport.close()
+            if loop._debug:
+                self._report_creation_error(exc, protocol, transport)
+
+    async def _accept_tls(self, client, extra):
         loop = self.loop
         protocol = transport = None
         try:
@@ -154,7 +168,7 @@ class _Listener:
             ssl_protocol = new_ssl_protocol(
                 loop, protocol, self.sslcontext, waiter, True, None,
                 self.ssl_handshake_timeout, self.ssl_shutdown_timeout)
-            SocketTransport(loop, client, None, ssl_protocol, None, None,
+            SocketTransport(loop, client, None, ssl_protocol, None, extra,
                             self.server)
             client = None
             transport = ssl_protocol._app_transport

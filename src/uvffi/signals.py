@@ -229,7 +229,19 @@ class SignalMixin:
                 self._signal_handlers.clear()
             else:
                 for sig in list(self._signal_handlers):
-                    self.remove_signal_handler(sig)
+                    try:
+                        self.remove_signal_handler(sig)
+                    except (ValueError, OSError, RuntimeError) as exc:
+                        # e.g. closed outside the main thread: asyncio would
+                        # raise here, but Loop.close must still release the
+                        # libuv handles, so report instead
+                        self._signal_handlers.pop(sig, None)
+                        self.call_exception_handler({
+                            "message": f"cannot restore the handler of "
+                                       f"signal {sig} on loop close",
+                            "exception": exc})
+                if not self._signal_handlers:
+                    self._signals_release_wakeup()
         self._signal_wakeup_held = False
         if self._signal_wakeup is not None:
             self._signal_wakeup.close()

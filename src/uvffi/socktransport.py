@@ -15,10 +15,11 @@ So libuv always gets its own descriptor:
   base) hands libuv ``dup(sock.fileno())`` and keeps the socket, which it
   closes after ``connection_lost`` as asyncio does.  The socket's fd is the
   one registered in ``loop._transports`` (what users pass to add_reader);
-* a connection accepted by a server (``uv_accept``) has only libuv's fd; the
-  ``socket`` extra is made on first request from a ``dup`` of it, and
-  ``sockname``/``peername`` are read then too (saves four syscalls and two
-  objects per accepted connection that nobody asks about).
+* a connection accepted by a server (servers.py) is detached from its
+  Python socket, so libuv's fd is the only one; the ``socket`` extra is made
+  on first request from a ``dup`` of it, and ``sockname`` is read then too
+  (saves three syscalls and two objects per accepted connection that nobody
+  asks about).  ``peername`` comes from accept(), as in asyncio.
 
 Both descriptors refer to the same open socket, so options set through the
 ``TransportSocket`` apply to the connection.
@@ -36,9 +37,13 @@ _AF_UNIX = getattr(socket, "AF_UNIX", None)
 _LAZY_KEYS = frozenset(("socket", "sockname", "peername"))
 _set_nodelay = base_events._set_nodelay
 
-if sys.platform == "win32":  # os.dup does not duplicate socket handles
+if sys.platform == "win32":  # pragma: no cover - os.dup can't do sockets
     def _dup_fd(fd):
-        return socket.socket(fileno=fd).dup().detach()  # pragma: no cover
+        borrowed = socket.socket(fileno=fd)
+        try:
+            return borrowed.dup().detach()
+        finally:
+            borrowed.detach()  # not ours to close
 else:
     _dup_fd = os.dup
 
@@ -77,6 +82,7 @@ class SocketTransport(StreamTransport):
     """A stream transport on a connected TCP or AF_UNIX socket."""
 
     _sock = None
+    _sendfile_active = False
 
     def __init__(self, loop, stream, sock, protocol, waiter=None, extra=None,
                  server=None):
@@ -141,7 +147,17 @@ class SocketTransport(StreamTransport):
 
     def _on_closed(self):
         sock = self._sock
-        if sock is not None:
+        if sock is None:
+            return
+        if self._sendfile_active:
+            # sock_sendfile has a uv_poll_t on this fd: closing it now would
+            # leave libuv watching a number the OS may hand out again.  Stop
+            # the transfer instead; _sendfile_native closes it afterwards.
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        else:
             sock.close()
 
 
@@ -203,12 +219,16 @@ class SocketTransportMixin:
         resume_reading = transp.is_reading()
         transp.pause_reading()
         waiter = None
+        transp._sendfile_active = True
         try:
             waiter = transp._make_empty_waiter()  # raises if one is running
             await waiter
             return await self.sock_sendfile(sock, file, offset, count,
                                             fallback=False)
         finally:
+            transp._sendfile_active = False
+            if transp._stream is None:
+                sock.close()  # the transport closed meanwhile (_on_closed)
             if waiter is not None:
                 transp._reset_empty_waiter()
             if resume_reading:

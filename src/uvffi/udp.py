@@ -45,6 +45,7 @@ _AF_INET = socket.AF_INET
 _AF_INET6 = socket.AF_INET6
 
 _CACHE_MAX = 256  # addresses remembered per transport, each way
+_CONNECTED = (None, _NULL)  # destination of a connected socket: none
 
 # Options that uv_udp_open() switches on by itself (SO_REUSEADDR on Linux,
 # SO_REUSEPORT on the BSDs and macOS).  asyncio refuses reuse_address for
@@ -226,8 +227,8 @@ class UDPTransport(DatagramTransportBase):
     # -- sending ----------------------------------------------------------------------
 
     def _sockaddr(self, addr):
-        """``struct sockaddr *`` for a plain numeric address tuple of our
-        family, or None when Python's socket module must interpret *addr*
+        """``(storage, struct sockaddr *)`` for a plain numeric address tuple
+        of our family, or None when Python's socket module must interpret *addr*
         (host names, '<broadcast>', zones, wrong types or ranges)."""
         if type(addr) is not tuple or type(addr[0] if addr else None) is not str:
             return None
@@ -247,7 +248,7 @@ class UDPTransport(DatagramTransportBase):
             if len(cache) >= _CACHE_MAX:
                 cache.clear()
             cache[addr] = entry
-        return entry[1]
+        return entry
 
     def _build_sockaddr(self, addr):
         host, port = addr[0], addr[1]
@@ -285,16 +286,17 @@ class UDPTransport(DatagramTransportBase):
         host = resolved[0]
         if "%" in host:  # a zone: the scope id is in the tuple already
             resolved = (host.partition("%")[0],) + tuple(resolved[1:])
-        sa = self._sockaddr(resolved)
-        if sa is None:
+        dest = self._sockaddr(resolved)
+        if dest is None:
             raise OSError(22, "Invalid argument")
-        return sa
+        return dest
 
     def _send_now(self, data, addr):
-        udp = self._udp
-        if udp.closing:
-            # the loop was closed under the transport: its handle is gone
-            self._write_failed(OSError(9, "Bad file descriptor"))
+        if self._udp.closing:
+            # The loop was closed under the open transport, and the handle
+            # with it: the socket is still there, as with asyncio.
+            if not self._sock_send(data, addr):
+                self._loop._check_closed()  # asyncio's _add_writer raises so
             return
         if type(data) is bytes:
             buf = data
@@ -302,43 +304,53 @@ class UDPTransport(DatagramTransportBase):
         else:
             try:
                 buf = _from_buffer(data)
+                size = len(buf)
             except (TypeError, ValueError, BufferError):
-                data = buf = bytes(data)  # not contiguous
-            size = len(buf)
-        if self._connected:
-            sa = _NULL
-        else:
-            sa = self._sockaddr(addr)
+                buf = None  # not contiguous: socket.sendto() may refuse it
+        # (storage, sockaddr *): the storage must outlive the C call
+        dest = _CONNECTED if self._connected else self._sockaddr(addr)
         if not self._pending:
-            if sa is None:
-                # Let Python's socket parse (or resolve) the address: it
+            if dest is None or buf is None:
+                # Python's socket parses (or resolves) the address and
                 # raises exactly what asyncio's transport would see.
-                try:
-                    self._sock.sendto(data, addr)
-                    return
-                except (BlockingIOError, InterruptedError):
-                    pass
-                except (SystemExit, KeyboardInterrupt):
-                    raise
-                except BaseException as exc:
-                    self._write_failed(exc)
+                if self._sock_send(data, addr):
                     return
             else:
-                n = _try_send(self._ptr, buf, size, sa)
+                n = _try_send(self._ptr, buf, size, dest[1])
                 if n >= 0:
                     return
                 if n != _UV_EAGAIN:
                     self._write_failed(exception_from_uv(n))
                     return
-        if sa is None:
+        # The kernel will not take it now, or earlier datagrams are queued:
+        # queue it behind them.
+        if buf is None:
+            buf = bytes(data)  # asyncio queues bytes(data) as well
+            size = len(buf)
+        if dest is None:
             try:
-                sa = self._resolve(addr)
+                dest = self._resolve(addr)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
                 self._write_failed(exc)
                 return
-        self._queue(buf, size, sa)
+        self._queue(buf, size, dest[1])
+
+    def _sock_send(self, data, addr):
+        """Send with the socket object; False if it would block."""
+        try:
+            if self._connected:
+                self._sock.send(data)
+            else:
+                self._sock.sendto(data, addr)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._write_failed(exc)
+        return True
 
     def _queue(self, buf, size, sa):
         """Queue one datagram with uv_udp_send: libuv keeps sending in order,

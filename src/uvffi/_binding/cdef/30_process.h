@@ -44,3 +44,10 @@ uv_pid_t uv_process_get_pid(const uv_process_t *);
 void uv_disable_stdio_inheritance(void);
 
 extern "Python" void _uvffi_exit_cb(uv_process_t *, int64_t exit_status, int term_signal);
+
+/* shim: uvffi_process.c (posix_spawn + pidfd on Linux/glibc) */
+int uvffi_fast_spawn_available(void);
+int uvffi_fast_spawn(const char *file, char **argv, char **envp, const char *cwd,
+                     const int *stdio, int new_session, const int *keep, int nkeep,
+                     int *pid_out);
+int uvffi_pidfd_open(int pid);

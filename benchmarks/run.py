@@ -1,0 +1,321 @@
+"""Run uvffi's benchmarks side by side with asyncio's loop (and uvloop where
+it is installed), in one run, and write a Markdown report with ratios and a
+chart.
+
+    python benchmarks/run.py [--python PY ...] [--full] [--repeat N]
+                             [--duration S] [--only echo,micro,http]
+                             [--report benchmarks/RESULTS.md]
+
+Each interpreter given with --python is benchmarked with the loops it can
+import.  Every figure is the median of --repeat runs, the loops interleaved
+within each repeat so that a busy machine hurts them alike.
+
+Echo benchmarks start ``echo_server.py`` and drive it with the compiled
+libuv client (benchmarks/client, built with CMake on first use); besides
+requests per second they report the server's CPU time per request, read
+from /proc/PID/stat, which is what the loop itself costs.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(HERE)
+CLIENT_BUILD = os.path.join(TOP, "build", "bench-client")
+
+ECHO_FULL = [(kind, tr, size, conns)
+             for kind in ("protocol", "buffered", "streams", "sock")
+             for tr in ("tcp", "unix")
+             for size in (1024, 10 * 1024, 100 * 1024)
+             for conns in (1, 20)]
+ECHO_QUICK = [
+    ("protocol", "tcp", 1024, 20), ("protocol", "tcp", 1024, 1),
+    ("protocol", "tcp", 10 * 1024, 20), ("protocol", "tcp", 100 * 1024, 20),
+    ("protocol", "unix", 1024, 20), ("buffered", "tcp", 1024, 20),
+    ("streams", "tcp", 1024, 20), ("sock", "tcp", 1024, 20),
+]
+MICRO = ["call_soon_chained", "call_soon_batch", "timers_half_cancelled",
+         "sleep0_tasks", "future_pingpong", "getaddrinfo", "subprocess_spawn"]
+
+
+# -- helpers ---------------------------------------------------------------------
+
+def build_client():
+    exe = os.path.join(CLIENT_BUILD, "echo_client")
+    if not os.path.exists(exe):
+        subprocess.run(["cmake", "-S", os.path.join(HERE, "client"), "-B", CLIENT_BUILD,
+                        "-DCMAKE_BUILD_TYPE=Release"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["cmake", "--build", CLIENT_BUILD], check=True, stdout=subprocess.DEVNULL)
+    return exe
+
+
+def loops_of(python):
+    code = "import sys; sys.path.insert(0, %r); import loops; print(','.join(loops.available()))" % HERE
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True)
+    return out.stdout.strip().split(",")
+
+
+def describe(python):
+    code = ("import sys, platform; print(platform.python_implementation(), "
+            "sys.version.split()[0])")
+    return subprocess.run([python, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def proc_cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+
+
+# -- one measurement ------------------------------------------------------------------
+
+def run_echo(python, loop, kind, transport, size, conns, duration, client):
+    tmp = tempfile.mkdtemp(prefix="uvffi-bench-")
+    if transport == "unix":
+        address = "unix:" + os.path.join(tmp, "echo.sock")
+        target = ("127.0.0.1", address)
+    else:
+        port = free_port()
+        address = "tcp:%d" % port
+        target = ("127.0.0.1", str(port))
+    server = subprocess.Popen([python, os.path.join(HERE, "echo_server.py"), loop, kind, address],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=HERE)
+    try:
+        line = server.stdout.readline()
+        if line.strip() != "READY":
+            raise RuntimeError("server did not start: %s %s" % (line, server.stderr.read()))
+        cpu0 = proc_cpu_seconds(server.pid)
+        out = subprocess.run([client, target[0], target[1], str(conns), str(size), str(duration)],
+                             capture_output=True, text=True, timeout=duration + 60)
+        cpu1 = proc_cpu_seconds(server.pid)
+        if out.returncode != 0:
+            raise RuntimeError("client failed: " + out.stderr)
+        fields = dict(kv.split("=") for kv in out.stdout.split())
+        total = int(fields["total"])
+        return {"rps": float(fields["rps"]),
+                "us_per_req": (cpu1 - cpu0) / total * 1e6 if total else None}
+    finally:
+        server.kill()
+        server.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_micro(python, loop, name):
+    out = subprocess.run([python, os.path.join(HERE, "micro.py"), loop, name],
+                         capture_output=True, text=True, cwd=HERE, timeout=600)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr.strip().splitlines()[-1] if out.stderr else "failed")
+    res = json.loads(out.stdout)
+    # ops per second of wall time; CPU time kept for the steadier ratio
+    return {"ops": res["ops"] / res["seconds"], "cpu_ops": res["ops"] / max(res["cpu"], 1e-9)}
+
+
+def run_http(python, loop, duration):
+    if not shutil.which("wrk"):
+        raise RuntimeError("wrk not installed (apt-get install wrk)")
+    port = free_port()
+    server = subprocess.Popen([python, os.path.join(HERE, "http_server.py"), loop, str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=HERE)
+    try:
+        line = server.stdout.readline()
+        if line.strip() != "READY":
+            raise RuntimeError("http server did not start: %s" % server.stderr.read().strip()[-300:])
+        out = subprocess.run(["wrk", "-t1", "-c50", "-d%ds" % max(1, int(duration)),
+                              "http://127.0.0.1:%d/" % port],
+                             capture_output=True, text=True, timeout=duration + 60)
+        m = re.search(r"Requests/sec:\s*([\d.]+)", out.stdout)
+        if not m:
+            raise RuntimeError("wrk: " + out.stdout + out.stderr)
+        return {"rps": float(m.group(1))}
+    finally:
+        server.kill()
+        server.wait()
+
+
+# -- the run ------------------------------------------------------------------------------
+
+def median_of(results, key):
+    values = [r[key] for r in results if r.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def bench_all(python, args, client):
+    loops = loops_of(python)
+    rows = []  # (group, name, metric, unit, {loop: value}, higher_is_better)
+
+    def measure(group, name, fn, metrics):
+        per_loop = {loop: [] for loop in loops}
+        errors = {}
+        for _ in range(args.repeat):
+            for loop in loops:
+                try:
+                    per_loop[loop].append(fn(loop))
+                except Exception as exc:  # noqa: BLE001 - reported in the table
+                    errors[loop] = str(exc)[:120]
+        for metric, unit, better in metrics:
+            values = {loop: median_of(per_loop[loop], metric) for loop in loops}
+            rows.append((group, name, metric, unit, values, better, dict(errors)))
+        sys.stderr.write("  %-40s %s\n" % (name, {k: v for k, v in values.items()}))
+
+    groups = args.only
+    if "echo" in groups:
+        for kind, tr, size, conns in (ECHO_FULL if args.full else ECHO_QUICK):
+            name = "echo %s %s %dKiB x%d" % (kind, tr, size // 1024, conns)
+            measure("echo", name,
+                    lambda loop: run_echo(python, loop, kind, tr, size, conns, args.duration, client),
+                    [("rps", "req/s", True), ("us_per_req", "server µs CPU/req", False)])
+    if "micro" in groups:
+        for name in MICRO:
+            measure("micro", name, lambda loop: run_micro(python, loop, name),
+                    [("cpu_ops", "ops/s (CPU)", True), ("ops", "ops/s (wall)", True)])
+    if "http" in groups:
+        measure("http", "http httptools wrk -c50", lambda loop: run_http(python, loop, args.duration),
+                [("rps", "req/s", True)])
+    return loops, rows
+
+
+def fmt(v):
+    if v is None:
+        return "–"
+    if v >= 100:
+        return "{:,.0f}".format(v)
+    return "{:.2f}".format(v)
+
+
+def ratio(a, b, better):
+    if a is None or b is None or a == 0 or b == 0:
+        return "–"
+    return "{:.2f}×".format(a / b if better else b / a)
+
+
+def machine_info():
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            m = re.search(r"model name\s*:\s*(.*)", f.read())
+            cpu = m.group(1) if m else ""
+    except OSError:
+        pass
+    return "%s, %d cores, %s" % (cpu or platform.processor(), os.cpu_count(), platform.platform())
+
+
+def write_report(path, sections, args):
+    lines = ["# uvffi benchmarks", "",
+             "Generated by `python benchmarks/run.py%s` on %s." % (
+                 " --full" if args.full else "", datetime.date.today().isoformat()),
+             "", "- Machine: " + machine_info(),
+             "- Each figure: median of %d run(s), loops interleaved; echo runs last %gs "
+             "after a warm-up, driven by the compiled libuv client in benchmarks/client." % (
+                 args.repeat, args.duration),
+             "- Ratios are uvffi against the other loop: above 1× means uvffi is better "
+             "(more requests or ops per second, or less server CPU per request).",
+             "- *ops/s (CPU)* divides by the benchmark process's CPU time: the steadier "
+             "figure on a shared machine (it leaves out the work of child processes and "
+             "of the resolver's threads that ran while the process slept).", ""]
+    for title, loops, rows in sections:
+        lines += ["## " + title, ""]
+        head = "| benchmark | metric | " + " | ".join(loops)
+        if "uvffi" in loops:
+            head += " | uvffi vs asyncio"
+            if "uvloop" in loops:
+                head += " | uvffi vs uvloop"
+        lines += [head + " |", "|" + "---|" * (head.count("|"))]
+        for group, name, metric, unit, values, better, errors in rows:
+            cells = [fmt(values[l]) if l not in errors or values[l] is not None else "error"
+                     for l in loops]
+            line = "| %s | %s | %s" % (name, unit, " | ".join(cells))
+            if "uvffi" in loops:
+                line += " | " + ratio(values["uvffi"], values.get("asyncio"), better)
+                if "uvloop" in loops:
+                    line += " | " + ratio(values["uvffi"], values.get("uvloop"), better)
+            lines.append(line + " |")
+            for l, e in errors.items():
+                lines.append("|  | *%s error: %s* |%s" % (l, e.replace("|", "/"), " |" * len(loops)))
+        lines.append("")
+    chart = os.path.splitext(path)[0] + ".png"
+    if draw_chart(chart, sections):
+        lines += ["![ratios to asyncio](%s)" % os.path.basename(chart), ""]
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+    return path
+
+
+def draw_chart(path, sections):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        sys.stderr.write("matplotlib not installed: no chart\n")
+        return False
+    fig_rows = []
+    for title, loops, rows in sections:
+        for group, name, metric, unit, values, better, errors in rows:
+            if metric not in ("rps", "cpu_ops"):
+                continue
+            base = values.get("asyncio")
+            if not base:
+                continue
+            fig_rows.append(("%s: %s" % (title.split(" (")[0], name),
+                             {l: (values[l] / base if values[l] else 0) for l in loops if l != "asyncio"}))
+    if not fig_rows:
+        return False
+    fig, ax = plt.subplots(figsize=(10, 0.32 * len(fig_rows) + 1.5))
+    names = [r[0] for r in fig_rows]
+    series = sorted({l for _, v in fig_rows for l in v})
+    height = 0.8 / max(1, len(series))
+    for i, loop in enumerate(series):
+        ax.barh([y + i * height for y in range(len(names))],
+                [v.get(loop, 0) for _, v in fig_rows], height=height, label=loop)
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_yticks([y + height * (len(series) - 1) / 2 for y in range(len(names))])
+    ax.set_yticklabels(names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("throughput relative to asyncio (1.0 = asyncio)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--python", action="append", help="interpreter(s) to benchmark")
+    ap.add_argument("--full", action="store_true", help="the whole echo matrix")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=2.0, help="seconds per echo/http run")
+    ap.add_argument("--only", default="echo,micro,http")
+    ap.add_argument("--report", default=os.path.join(HERE, "out", "report.md"))
+    args = ap.parse_args()
+    args.only = set(args.only.split(","))
+    client = build_client() if "echo" in args.only else None
+    sections = []
+    for python in args.python or [sys.executable]:
+        title = describe(python)
+        sys.stderr.write("== %s (%s)\n" % (title, python))
+        loops, rows = bench_all(python, args, client)
+        sections.append((title, loops, rows))
+    os.makedirs(os.path.dirname(os.path.abspath(args.report)), exist_ok=True)
+    print(write_report(args.report, sections, args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,668 @@
+"""Embedding: guest mode on a host's uv_loop_t, and our uv_loop_t handed to
+other C code (docs/embedding.md).
+
+Most tests play the host from Python: a raw ``uv_loop_t`` made with uvffi's
+own cffi ``ffi``/``lib``, driven by calling ``lib.uv_run`` directly while the
+guest loop's coroutines, timers, threadsafe calls and I/O run inside it.
+"""
+import asyncio
+import gc
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import sysconfig
+import threading
+import time
+import weakref
+
+import pytest
+
+import uvffi
+from uvffi import embedding
+from uvffi._uv import ffi, lib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(HERE)
+IS_PYPY = sys.implementation.name == "pypy"
+WATCHDOG_MS = 20000  # a hung host fails the test instead of hanging it
+
+
+class Host:
+    """A libuv loop that the test owns and runs, as a C host would."""
+
+    def __init__(self):
+        self.ptr = ffi.new("uv_loop_t *")
+        assert lib.uv_loop_init(self.ptr) == 0
+        self.address = int(ffi.cast("uintptr_t", self.ptr))
+        self.watchdog_fired = False
+        # Unreferenced: wakes a stuck uv_run and stops it, but never keeps
+        # uv_run(DEFAULT) alive by itself.
+        self._watchdog = ffi.new("uv_timer_t *")
+        self._watchdog_cb = ffi.callback("void(uv_timer_t *)", self._on_watchdog)
+        lib.uv_timer_init(self.ptr, self._watchdog)
+        lib.uv_timer_start(self._watchdog, self._watchdog_cb, WATCHDOG_MS, 0)
+        lib.uv_unref(self._watchdog)
+        # bounds each uv_run(ONCE) of run_until(): work done before the host
+        # polls does not wake the poll, as with any libuv host
+        self._tick = ffi.new("uv_timer_t *")
+        lib.uv_timer_init(self.ptr, self._tick)
+        self.closed = False
+
+    def _on_watchdog(self, timer):
+        self.watchdog_fired = True
+        lib.uv_stop(self.ptr)
+
+    def run(self, mode=lib.UV_RUN_DEFAULT):
+        rc = lib.uv_run(self.ptr, mode)
+        assert not self.watchdog_fired, "the host's uv_run hung"
+        return rc
+
+    def run_until(self, predicate, timeout=15.0):
+        """uv_run(ONCE) until predicate() holds."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < deadline, "timed out"
+            lib.uvffi_timer_start_noop(self._tick, 50)
+            self.run(lib.UV_RUN_ONCE)
+            lib.uv_timer_stop(self._tick)
+
+    def handle_count(self):
+        # our watchdog and tick timers are two of them
+        return lib.uvffi_count_handles(self.ptr) - (0 if self.closed else 2)
+
+    def close(self):
+        if not self.closed:
+            lib.uv_close(self._watchdog, ffi.NULL)
+            lib.uv_close(self._tick, ffi.NULL)
+            self.closed = True
+        lib.uv_run(self.ptr, lib.UV_RUN_DEFAULT)
+        return lib.uv_loop_close(self.ptr)
+
+
+@pytest.fixture
+def host():
+    h = Host()
+    yield h
+    # close whatever guest loops a failing test left behind
+    for lp in list(embedding._foreign_loops):
+        if int(ffi.cast("uintptr_t", lp._uv_loop)) == h.address:
+            if lp.is_guest_running():
+                try:
+                    lp.stop_guest()
+                except BaseException:
+                    pass
+            lp.close()
+    assert h.close() == 0, "the host's loop still has handles"
+
+
+def guest(host, **kw):
+    loop = uvffi.Loop.from_uv_loop(host.address)
+    loop.start_guest(**kw)
+    return loop
+
+
+def finish(loop, host):
+    loop.stop_guest()
+    loop.close()
+    host.run(lib.UV_RUN_NOWAIT)  # the close callbacks of the guest's handles
+    assert host.handle_count() == 0
+
+
+# -- guest mode on a Python-driven host -------------------------------------------
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_tasks_and_timers_run_inside_the_hosts_uv_run(host, debug):
+    loop = uvffi.Loop.from_uv_loop(host.address)
+    loop.set_debug(debug)
+    loop.start_guest()
+    order = []
+
+    async def main():
+        assert asyncio.get_running_loop() is loop
+        loop.call_later(0.03, order.append, "later-2")
+        loop.call_later(0.01, order.append, "later-1")
+        loop.call_soon(order.append, "soon")
+        await asyncio.sleep(0.05)
+        order.append("slept")
+        return 42
+
+    task = loop.create_task(main())
+    host.run_until(task.done)
+    assert task.result() == 42
+    assert order == ["soon", "later-1", "later-2", "slept"]
+    # outside the host's uv_run nothing claims to be running
+    with pytest.raises(RuntimeError):
+        asyncio.get_running_loop()
+    assert loop.is_running() and loop.is_guest_running()
+    finish(loop, host)
+    assert not loop.is_running()
+
+
+def test_loop_stop_ends_guest_mode_and_lets_uv_run_default_return(host):
+    loop = guest(host)
+
+    async def main():
+        await asyncio.sleep(0.02)
+        return "done"
+
+    task = loop.create_task(main())
+    task.add_done_callback(lambda t: loop.stop())
+    host.run()  # UV_RUN_DEFAULT: returns once guest mode has ended
+    assert task.result() == "done"
+    assert not loop.is_guest_running()
+    # guest mode can start again
+    loop.start_guest()
+    task = loop.create_task(asyncio.sleep(0.01, "again"))
+    host.run_until(task.done)
+    assert task.result() == "again"
+    finish(loop, host)
+
+
+def test_keep_alive_false_lets_the_host_return_when_python_is_idle(host):
+    loop = guest(host, keep_alive=False)
+    host.run()  # nothing pending: returns at once
+    loop.stop_guest()
+    fired = []
+
+    async def main():
+        await asyncio.sleep(0.01)
+        loop.call_later(0.02, fired.append, 2)  # scheduled inside: seen
+        fired.append(1)
+
+    # work scheduled from outside the loop's callbacks is armed by start_guest
+    loop.create_task(main())
+    loop.start_guest(keep_alive=False)
+    host.run()  # the pending timers keep the host's loop alive until they fired
+    assert fired == [1, 2]
+    finish(loop, host)
+
+
+def test_call_soon_threadsafe_and_executor_wake_the_host(host):
+    loop = guest(host)
+
+    async def main():
+        fut = loop.create_future()
+
+        def worker():
+            time.sleep(0.05)
+            loop.call_soon_threadsafe(fut.set_result, "from thread")
+
+        threading.Thread(target=worker).start()
+        got = await fut
+        total = await loop.run_in_executor(None, sum, range(5))
+        return got, total
+
+    task = loop.create_task(main())
+    host.run_until(task.done)
+    assert task.result() == ("from thread", 10)
+    finish(loop, host)
+
+
+def test_io_callbacks_run_with_the_guest_as_running_loop(host):
+    loop = guest(host)
+    rsock, wsock = socket.socketpair()
+    rsock.setblocking(False)
+    got = []
+
+    def on_readable():
+        got.append((rsock.recv(100), asyncio.get_running_loop() is loop))
+
+    try:
+        try:
+            loop.add_reader(rsock.fileno(), on_readable)
+            remove = lambda: loop.remove_reader(rsock.fileno())  # noqa: E731
+        except NotImplementedError:  # add_reader not there yet: raw poll
+            from uvffi import poll
+            p = poll.Poll(loop, rsock.fileno(), lambda status, events: on_readable())
+            p.start(poll.READABLE)
+            remove = p.close
+        host.run(lib.UV_RUN_NOWAIT)
+        threading.Timer(0.05, wsock.send, (b"ping",)).start()
+        host.run_until(lambda: got)
+        assert got == [(b"ping", True)]
+        remove()
+    finally:
+        finish(loop, host)
+        rsock.close()
+        wsock.close()
+
+
+def test_async_generators_are_registered_with_the_guest(host):
+    loop = guest(host)
+
+    async def agen():
+        yield 1
+        yield 2
+
+    async def main():
+        g = agen()
+        return await g.__anext__(), len(loop._asyncgens)
+
+    task = loop.create_task(main())
+    host.run_until(task.done)
+    assert task.result() == (1, 1)
+    finish(loop, host)
+    gc.collect()
+
+
+def test_exceptions_in_callbacks_go_to_the_handler_and_guest_goes_on(host):
+    loop = guest(host)
+    seen = []
+    loop.set_exception_handler(lambda lp, ctx: seen.append(ctx["exception"]))
+    loop.call_soon(lambda: 1 / 0)
+    task = loop.create_task(asyncio.sleep(0.01, "still running"))
+    host.run_until(task.done)
+    assert isinstance(seen[0], ZeroDivisionError)
+    assert task.result() == "still running"
+    finish(loop, host)
+
+
+def test_keyboard_interrupt_stops_the_host_and_is_raised_by_stop_guest(host):
+    loop = guest(host)
+
+    def interrupt():
+        raise KeyboardInterrupt
+
+    loop.call_soon(interrupt)
+    host.run()  # UV_RUN_DEFAULT with keep_alive: returns only through uv_stop
+    assert isinstance(loop.guest_exception, KeyboardInterrupt)
+    assert loop.is_guest_running()  # paused until stop_guest() reports it
+    with pytest.raises(KeyboardInterrupt):
+        loop.stop_guest()
+    assert loop.guest_exception is None and not loop.is_running()
+    # the loop is still usable, in both modes
+    assert loop.run_until_complete(asyncio.sleep(0, "ok")) == "ok"
+    loop.start_guest()
+    task = loop.create_task(asyncio.sleep(0.01, "ok again"))
+    host.run_until(task.done)
+    assert task.result() == "ok again"
+    finish(loop, host)
+
+
+def test_run_until_complete_on_a_foreign_loop_when_the_host_is_not_running(host):
+    loop = uvffi.Loop.from_uv_loop(host.address)
+
+    async def main():
+        fut = loop.create_future()
+        threading.Timer(0.02, loop.call_soon_threadsafe, (fut.set_result, 7)).start()
+        return await fut + await loop.run_in_executor(None, int, "1")
+
+    assert loop.run_until_complete(main()) == 8
+    # the Python loop alone does not keep the host's uv_run(DEFAULT) alive
+    host.run()
+    loop.close()
+    host.run(lib.UV_RUN_NOWAIT)
+    assert host.handle_count() == 0
+
+
+# -- lifetime ---------------------------------------------------------------------
+
+
+def test_closing_a_guest_loop_never_frees_handles_before_the_host_runs(host):
+    loop = guest(host)
+    rsock, wsock = socket.socketpair()
+    try:
+        try:
+            loop.add_reader(rsock.fileno(), lambda: None)
+        except NotImplementedError:
+            pass
+        loop.call_later(3600, lambda: None)
+        task = loop.create_task(asyncio.sleep(0.01))
+        host.run_until(task.done)
+        # the host stops running its loop with Python handles still open
+        loop.stop_guest()
+        loop.close()
+        assert host.handle_count() > 0
+        assert embedding.pending_close_count() > 0
+        ref = weakref.ref(loop)
+        del loop, task
+        gc.collect()
+        assert ref() is not None  # held until libuv's close callbacks ran
+        host.run(lib.UV_RUN_NOWAIT)
+        assert embedding.pending_close_count() == 0
+        assert host.handle_count() == 0
+        for _ in range(3):
+            gc.collect()
+        assert ref() is None
+    finally:
+        rsock.close()
+        wsock.close()
+
+
+def test_an_unclosed_foreign_loop_is_kept_alive_not_freed(host):
+    loop = guest(host)
+    loop.call_soon(lambda: None)
+    ref = weakref.ref(loop)
+    del loop
+    gc.collect()
+    lp = ref()
+    assert lp is not None  # the host's loop still points into it
+    host.run(lib.UV_RUN_NOWAIT)
+    finish(lp, host)
+
+
+# -- pointers in and out ------------------------------------------------------------
+
+
+def test_pointer_forms_accepted(host):
+    import cffi
+    other_ffi = cffi.FFI()
+    capsule = uvffi._capsule.new(host.address, host)
+    forms = [host.address, host.ptr, ffi.cast("void *", host.address),
+             other_ffi.cast("void *", host.address), capsule]
+    for form in forms:
+        assert uvffi.uv_loop_address(form) == host.address
+        loop = uvffi.Loop.from_uv_loop(form)
+        try:
+            assert loop.uv_loop_t == host.address
+            assert loop.run_until_complete(asyncio.sleep(0, "x")) == "x"
+        finally:
+            loop.close()
+    host.run(lib.UV_RUN_NOWAIT)
+
+
+def test_every_loop_exports_its_pointer_as_int_and_capsule(loop):
+    cap = loop.uv_loop_capsule
+    assert type(cap).__name__ == "PyCapsule"
+    assert '"uv_loop_t"' in repr(cap)
+    assert uvffi.uv_loop_address(cap) == loop.uv_loop_t
+    assert loop.uv_loop_t == int(ffi.cast("uintptr_t", loop._uv_loop))
+
+
+def test_the_capsule_keeps_the_loop_memory_alive():
+    lp = uvffi.new_event_loop()
+    cap = lp.uv_loop_capsule
+    ref = weakref.ref(lp)
+    lp.close()
+    del lp
+    gc.collect()
+    assert ref() is not None
+    del cap
+    for _ in range(5):  # PyPy frees cpyext objects over several passes
+        gc.collect()
+    assert ref() is None
+
+
+def test_closed_loop_has_no_pointer():
+    lp = uvffi.new_event_loop()
+    lp.close()
+    with pytest.raises(RuntimeError):
+        lp.uv_loop_t
+    with pytest.raises(RuntimeError):
+        lp.uv_loop_capsule
+
+
+@pytest.mark.parametrize("bad", [0, ffi.NULL, -1, 1 << 70])
+def test_null_or_invalid_pointer_is_a_value_error(bad):
+    with pytest.raises(ValueError):
+        uvffi.Loop.from_uv_loop(bad)
+
+
+def test_closed_host_loop_is_a_value_error():
+    ptr = ffi.new("uv_loop_t *")
+    assert lib.uv_loop_init(ptr) == 0
+    assert lib.uv_loop_close(ptr) == 0
+    with pytest.raises(ValueError, match="closed"):
+        uvffi.Loop.from_uv_loop(ptr)
+
+
+def test_capsule_with_another_name_is_a_value_error(host):
+    import datetime
+    cap = getattr(datetime, "datetime_CAPI", None)
+    if cap is None:
+        pytest.skip("no foreign capsule at hand on this interpreter")
+    with pytest.raises(ValueError):
+        uvffi.Loop.from_uv_loop(cap)
+
+
+@pytest.mark.parametrize("bad", ["0x1234", 1.5, None, True, object()])
+def test_other_types_are_type_errors(bad):
+    with pytest.raises(TypeError):
+        uvffi.Loop.from_uv_loop(bad)
+    with pytest.raises(TypeError):
+        uvffi.Loop.from_uv_loop(ffi.cast("int", 5))
+
+
+# -- misuse -------------------------------------------------------------------------
+
+
+def test_guest_mode_from_another_thread_is_a_runtime_error(host):
+    loop = guest(host)
+    errors = []
+
+    def other():
+        for call in (loop.stop_guest, loop.start_guest):
+            try:
+                call()
+            except RuntimeError as exc:
+                errors.append(exc)
+
+    t = threading.Thread(target=other)
+    t.start()
+    t.join()
+    assert len(errors) == 2
+    finish(loop, host)
+
+
+def test_host_running_the_loop_in_another_thread_is_reported(host):
+    loop = guest(host)
+    t = threading.Thread(target=host.run)  # stopped by the guest: uv_stop
+    t.start()
+    t.join(15)
+    assert not t.is_alive()
+    with pytest.raises(RuntimeError, match="thread"):
+        loop.stop_guest()
+    finish(loop, host)
+
+
+def test_guest_mode_misuse_raises(host):
+    loop = guest(host)
+    with pytest.raises(RuntimeError):
+        loop.start_guest()
+    coro = asyncio.sleep(0)
+    with pytest.raises(RuntimeError):
+        loop.run_until_complete(coro)
+    coro.close()
+    with pytest.raises(RuntimeError):
+        loop.close()
+    second = uvffi.Loop.from_uv_loop(host.address)
+    with pytest.raises(RuntimeError, match="another uvffi loop"):
+        second.start_guest()
+    second.close()
+    finish(loop, host)
+    with pytest.raises(RuntimeError, match="closed"):
+        loop.start_guest()
+    loop.stop_guest()  # no-op once guest mode is off
+
+
+def test_guest_mode_on_a_uvffi_loop_run_by_someone_else(loop):
+    """Guest mode also works on our own loop when another component runs
+    uv_run on it (and close() still closes the uv_loop_t we own)."""
+    loop.start_guest()
+    task = loop.create_task(asyncio.sleep(0.01, "owned"))
+    deadline = time.monotonic() + 15
+    while not task.done():
+        assert time.monotonic() < deadline
+        lib.uv_run(loop._uv_loop, lib.UV_RUN_ONCE)
+    assert task.result() == "owned"
+    loop.stop_guest()
+
+
+# -- other C code on our loop ------------------------------------------------------------
+
+
+def _compile(tmp_path, name, source, output, extra=()):
+    if shutil.which("gcc") is None or shutil.which("pkg-config") is None:
+        pytest.skip("needs gcc and pkg-config")
+    try:
+        flags = subprocess.run(["pkg-config", "--cflags", "--libs", "libuv"],
+                               check=True, capture_output=True, text=True).stdout.split()
+    except subprocess.CalledProcessError:
+        pytest.skip("pkg-config does not know libuv")
+    src = tmp_path / name
+    src.write_text(source)
+    out = tmp_path / output
+    cmd = ["gcc", "-shared", "-fPIC", "-O1", "-o", str(out), str(src)] + list(extra) + flags
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    return out, proc
+
+
+FOREIGN_TIMER_C = r"""
+#include <stdlib.h>
+#include <uv.h>
+/* A C library that knows nothing of Python: it puts a timer of its own on
+ * whatever uv_loop_t it is given and reports to a C callback. */
+typedef void (*ft_notify)(int count);
+static ft_notify notify;
+static int fired;
+static void on_close(uv_handle_t *h) { free(h); }
+static void on_timer(uv_timer_t *t)
+{
+    fired++;
+    if (notify) notify(fired);
+    uv_close((uv_handle_t *)t, on_close);
+}
+int ft_start(void *loop, unsigned long long ms, ft_notify cb)
+{
+    uv_timer_t *t = malloc(sizeof *t);
+    int rc;
+    notify = cb;
+    rc = uv_timer_init((uv_loop_t *)loop, t);
+    if (rc != 0) { free(t); return rc; }
+    return uv_timer_start(t, on_timer, ms, 0);
+}
+int ft_fired(void) { return fired; }
+"""
+
+
+def test_a_foreign_c_library_adds_its_timer_to_a_running_uvffi_loop(loop, tmp_path):
+    import cffi
+    so, proc = _compile(tmp_path, "foreign_timer.c", FOREIGN_TIMER_C, "libforeign_timer.so")
+    assert proc.returncode == 0, proc.stderr
+    cffi_ = cffi.FFI()
+    cffi_.cdef("int ft_start(void *loop, unsigned long long ms, void (*cb)(int));"
+               "int ft_fired(void);")
+    clib = cffi_.dlopen(str(so))
+    seen = []
+
+    async def main():
+        done = loop.create_future()
+
+        @cffi_.callback("void(int)")
+        def notify(count):
+            # runs inside the uvffi loop's uv_run, from the C library's timer
+            seen.append((count, asyncio.get_running_loop() is loop))
+            done.set_result(None)
+
+        assert clib.ft_start(cffi_.cast("void *", loop.uv_loop_t), 20, notify) == 0
+        await asyncio.wait_for(done, 10)
+        return clib.ft_fired()
+
+    assert loop.run_until_complete(main()) == 1
+    assert seen == [(1, True)]
+
+
+CAPSULE_TIMER_C = r"""
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdlib.h>
+#include <uv.h>
+/* A C extension module that takes the loop as a PyCapsule "uv_loop_t". */
+static int fired;
+static void on_close(uv_handle_t *h) { free(h); }
+static void on_timer(uv_timer_t *t) { fired++; uv_close((uv_handle_t *)t, on_close); }
+static PyObject *start(PyObject *self, PyObject *capsule)
+{
+    uv_loop_t *loop = PyCapsule_GetPointer(capsule, "uv_loop_t");
+    uv_timer_t *t;
+    if (loop == NULL) return NULL;
+    t = malloc(sizeof *t);
+    uv_timer_init(loop, t);
+    uv_timer_start(t, on_timer, 10, 0);
+    Py_RETURN_NONE;
+}
+static PyObject *count(PyObject *self, PyObject *unused) { return PyLong_FromLong(fired); }
+static PyMethodDef methods[] = {
+    {"start", start, METH_O, NULL}, {"count", count, METH_NOARGS, NULL}, {NULL}};
+static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, "capsule_timer", NULL, -1, methods};
+PyMODINIT_FUNC PyInit_capsule_timer(void) { return PyModule_Create(&mod); }
+"""
+
+
+def test_a_c_extension_uses_the_capsule(loop, tmp_path):
+    import importlib.util
+    include = sysconfig.get_paths()["include"]
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    so, proc = _compile(tmp_path, "capsule_timer.c", CAPSULE_TIMER_C,
+                        "capsule_timer" + suffix, ["-I" + include])
+    if proc.returncode != 0:
+        if IS_PYPY:
+            pytest.skip("could not build a cpyext module here: " + proc.stderr[-300:])
+        raise AssertionError(proc.stderr)
+    spec = importlib.util.spec_from_file_location("capsule_timer", str(so))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.start(loop.uv_loop_capsule)
+
+    async def main():
+        while mod.count() == 0:
+            await asyncio.sleep(0.005)
+        return mod.count()
+
+    assert loop.run_until_complete(asyncio.wait_for(main(), 10)) == 1
+    with pytest.raises(ValueError):
+        mod.start(_wrong_capsule())
+
+
+def _wrong_capsule():
+    import datetime
+    cap = getattr(datetime, "datetime_CAPI", None)
+    if cap is None:
+        pytest.skip("no foreign capsule at hand")
+    return cap
+
+
+# -- the C host example --------------------------------------------------------------------
+
+
+def test_c_host_example(tmp_path):
+    if IS_PYPY:
+        pytest.skip("the example host embeds CPython (libpython); PyPy has no "
+                    "Development.Embed library to link")
+    if shutil.which("cmake") is None:
+        pytest.skip("cmake not found")
+    if not sysconfig.get_config_var("Py_ENABLE_SHARED") and not sysconfig.get_config_var("LIBRARY"):
+        pytest.skip("this Python has no library to embed")
+    build = tmp_path / "build"
+    conf = subprocess.run(
+        ["cmake", "-S", os.path.join(TOP, "examples", "embedding"), "-B", str(build),
+         "-DPython_EXECUTABLE=" + sys.executable],
+        capture_output=True, text=True)
+    if conf.returncode != 0:
+        if "pkg-config" in conf.stderr or "libuv" in conf.stderr:
+            pytest.skip("libuv development files not found: " + conf.stderr[-300:])
+        raise AssertionError(conf.stdout + conf.stderr)
+    if "not built: no Python library" in conf.stderr:
+        pytest.skip("no Python embedding library (Development.Embed)")
+    proc = subprocess.run(["cmake", "--build", str(build)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    exe = build / "uvffi_embed_host"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [os.path.join(TOP, "src")] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    run = subprocess.run([str(exe)], capture_output=True, text=True, env=env, timeout=120)
+    out = run.stdout
+    assert run.returncode == 0, out + run.stderr
+    for i in range(1, 6):
+        assert "host: tick %d\n" % i in out
+    for i in range(1, 4):
+        assert "python: tick %d (running loop is the guest loop: True)" % i in out
+    assert "python: executor returned 45" in out
+    assert "python: task result ok" in out
+    assert "host: uv_loop_close -> 0" in out
+    # the Python task ran while the host's uv_run was in charge
+    assert out.index("host: running uv_run") < out.index("python: tick 1")
+    assert out.index("python: tick 3") < out.index("host: uv_run returned")
