@@ -5,12 +5,17 @@ Two scenarios:
   wait         create_subprocess_exec(/bin/true) + wait()            (no pipes)
   communicate  create_subprocess_exec(/bin/echo, stdout=PIPE) + communicate()
 
+uvffi starts children with posix_spawn + a pidfd on Linux/glibc and with
+libuv's uv_spawn elsewhere; "uvffi/uv_spawn" forces the latter, to show what
+libuv's fork-based spawn costs.  --heap-mb grows the interpreter's heap
+first: fork() copies page tables, vfork/posix_spawn do not.
+
 Rounds alternate between the loops so that machine noise (other jobs on a
 shared box) hits every loop alike; the median and the best round are shown,
 and ratios are asyncio's time divided by the other loop's (> 1: faster than
 asyncio).
 
-    PYTHONPATH=src python benchmarks/bench_subprocess.py [-n 100] [-r 7]
+    PYTHONPATH=src python benchmarks/bench_subprocess.py [-n 100] [-r 7] [--heap-mb 200]
 """
 import argparse
 import asyncio
@@ -24,6 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "src"))
 
 import uvffi  # noqa: E402
+from uvffi import process as uvprocess  # noqa: E402
 
 try:
     import uvloop
@@ -53,12 +59,18 @@ SCENARIOS = {"wait": spawn_wait, "communicate": spawn_communicate}
 
 def loop_factories():
     factories = {"asyncio": asyncio.new_event_loop, "uvffi": uvffi.new_event_loop}
+    if uvprocess.FAST_SPAWN:
+        factories["uvffi/uv_spawn"] = "uv_spawn"
     if uvloop is not None:
         factories["uvloop"] = uvloop.new_event_loop
     return factories
 
 
 def one_round(factory, scenario, n):
+    fast = uvprocess.FAST_SPAWN
+    if factory == "uv_spawn":
+        factory = uvffi.new_event_loop
+        uvprocess.FAST_SPAWN = False
     loop = factory()
     try:
         asyncio.set_event_loop(loop)  # asyncio's child watcher (3.9-3.11)
@@ -69,6 +81,7 @@ def one_round(factory, scenario, n):
     finally:
         asyncio.set_event_loop(None)
         loop.close()
+        uvprocess.FAST_SPAWN = fast
 
 
 def main():
@@ -77,11 +90,14 @@ def main():
     parser.add_argument("-r", "--rounds", type=int, default=7)
     parser.add_argument("-s", "--scenario", choices=sorted(SCENARIOS),
                         action="append", help="default: all")
+    parser.add_argument("--heap-mb", type=int, default=0,
+                        help="allocate (and touch) this much memory first")
     args = parser.parse_args()
+    heap = bytearray(args.heap_mb * 1024 * 1024)  # noqa: F841 - kept alive
     factories = loop_factories()
-    print("%s %s, %d children per round, %d rounds%s" % (
+    print("%s %s, %d children per round, %d rounds, heap +%d MB%s" % (
         sys.implementation.name, sys.version.split()[0], args.n, args.rounds,
-        "" if uvloop else " (uvloop not importable)"))
+        args.heap_mb, "" if uvloop else " (uvloop not importable)"))
     for name in args.scenario or sorted(SCENARIOS, reverse=True):
         scenario = SCENARIOS[name]
         times = {kind: [] for kind in factories}
@@ -92,7 +108,7 @@ def main():
         print("\n%s:" % name)
         for kind, values in times.items():
             med = statistics.median(values)
-            print("  %-8s median %7.3f ms/child  best %7.3f ms/child  "
+            print("  %-15s median %7.3f ms/child  best %7.3f ms/child  "
                   "asyncio/this = %.2fx" % (
                       kind, med / args.n * 1e3, min(values) / args.n * 1e3,
                       base / med))

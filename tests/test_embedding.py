@@ -49,6 +49,7 @@ class Host:
         self._tick = ffi.new("uv_timer_t *")
         lib.uv_timer_init(self.ptr, self._tick)
         self.closed = False
+        self.errors = []  # what the guest loops' exception handlers saw
 
     def _on_watchdog(self, timer):
         self.watchdog_fired = True
@@ -95,10 +96,18 @@ def host():
                     pass
             lp.close()
     assert h.close() == 0, "the host's loop still has handles"
+    assert h.errors == [], "errors reached the exception handler"
+
+
+def foreign(host):
+    """A loop over the host's uv_loop_t whose reported errors fail the test."""
+    loop = uvffi.Loop.from_uv_loop(host.address)
+    loop.set_exception_handler(lambda lp, ctx: host.errors.append(ctx))
+    return loop
 
 
 def guest(host, **kw):
-    loop = uvffi.Loop.from_uv_loop(host.address)
+    loop = foreign(host)
     loop.start_guest(**kw)
     return loop
 
@@ -115,7 +124,7 @@ def finish(loop, host):
 
 @pytest.mark.parametrize("debug", [False, True])
 def test_tasks_and_timers_run_inside_the_hosts_uv_run(host, debug):
-    loop = uvffi.Loop.from_uv_loop(host.address)
+    loop = foreign(host)
     loop.set_debug(debug)
     loop.start_guest()
     order = []
@@ -158,6 +167,23 @@ def test_loop_stop_ends_guest_mode_and_lets_uv_run_default_return(host):
     task = loop.create_task(asyncio.sleep(0.01, "again"))
     host.run_until(task.done)
     assert task.result() == "again"
+    finish(loop, host)
+
+
+def test_stop_guest_from_a_callback_acts_like_stop(host):
+    loop = guest(host)
+    order = []
+
+    def first():
+        order.append("first")
+        loop.stop_guest()  # inside the step: ends guest mode after it
+        order.append("after stop_guest")
+
+    loop.call_soon(first)
+    loop.call_soon(order.append, "same step")
+    host.run()  # keep_alive: returns only because guest mode ended
+    assert order == ["first", "after stop_guest", "same step"]
+    assert not loop.is_guest_running()
     finish(loop, host)
 
 
@@ -239,13 +265,15 @@ def test_async_generators_are_registered_with_the_guest(host):
 
     async def main():
         g = agen()
-        return await g.__anext__(), len(loop._asyncgens)
+        first = await g.__anext__()
+        registered = g in loop._asyncgens  # firstiter hook was the guest's
+        await g.aclose()
+        return first, registered
 
     task = loop.create_task(main())
     host.run_until(task.done)
-    assert task.result() == (1, 1)
+    assert task.result() == (1, True)
     finish(loop, host)
-    gc.collect()
 
 
 def test_exceptions_in_callbacks_go_to_the_handler_and_guest_goes_on(host):
@@ -282,8 +310,25 @@ def test_keyboard_interrupt_stops_the_host_and_is_raised_by_stop_guest(host):
     finish(loop, host)
 
 
+@pytest.mark.skipif(not hasattr(os, "kill") or sys.platform == "win32",
+                    reason="needs POSIX signals")
+def test_ctrl_c_wakes_the_host_and_is_raised_by_stop_guest(host):
+    import signal
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals are delivered to the main thread")
+    loop = guest(host)
+    ran = []
+    loop.call_later(30, ran.append, "too late")
+    threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+    host.run()  # sleeps in the host's poll until SIGINT arrives
+    with pytest.raises(KeyboardInterrupt):
+        loop.stop_guest()
+    assert ran == []
+    finish(loop, host)
+
+
 def test_run_until_complete_on_a_foreign_loop_when_the_host_is_not_running(host):
-    loop = uvffi.Loop.from_uv_loop(host.address)
+    loop = foreign(host)
 
     async def main():
         fut = loop.create_future()
@@ -585,8 +630,13 @@ static PyObject *start(PyObject *self, PyObject *capsule)
     Py_RETURN_NONE;
 }
 static PyObject *count(PyObject *self, PyObject *unused) { return PyLong_FromLong(fired); }
+static PyObject *other(PyObject *self, PyObject *unused)
+{
+    return PyCapsule_New(&fired, "not_a_loop", NULL);
+}
 static PyMethodDef methods[] = {
-    {"start", start, METH_O, NULL}, {"count", count, METH_NOARGS, NULL}, {NULL}};
+    {"start", start, METH_O, NULL}, {"count", count, METH_NOARGS, NULL},
+    {"other", other, METH_NOARGS, NULL}, {NULL}};
 static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, "capsule_timer", NULL, -1, methods};
 PyMODINIT_FUNC PyInit_capsule_timer(void) { return PyModule_Create(&mod); }
 """
@@ -613,16 +663,11 @@ def test_a_c_extension_uses_the_capsule(loop, tmp_path):
         return mod.count()
 
     assert loop.run_until_complete(asyncio.wait_for(main(), 10)) == 1
+    # a capsule with another name is refused on both sides
     with pytest.raises(ValueError):
-        mod.start(_wrong_capsule())
-
-
-def _wrong_capsule():
-    import datetime
-    cap = getattr(datetime, "datetime_CAPI", None)
-    if cap is None:
-        pytest.skip("no foreign capsule at hand")
-    return cap
+        mod.start(mod.other())
+    with pytest.raises(ValueError, match="uv_loop_t"):
+        uvffi.Loop.from_uv_loop(mod.other())
 
 
 # -- the C host example --------------------------------------------------------------------

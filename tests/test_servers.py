@@ -436,3 +436,41 @@ def test_real_emfile_is_logged_and_accepting_resumes(tmp_path):
         proc.kill()
         proc.wait()
         proc.stdout.close()
+
+
+def test_debug_mode_logs_and_still_serves(any_loop, caplog):
+    import logging
+    loop = any_loop
+    loop.set_debug(True)
+    caplog.set_level(logging.DEBUG, logger="asyncio")
+
+    def bad_factory():
+        raise ZeroDivisionError("factory failed")
+
+    contexts = []
+    loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
+
+    async def main():
+        good = await loop.create_server(_echo_factory(loop), "127.0.0.1", 0)
+        got = await _roundtrip(loop, good.sockets[0].getsockname()[1])
+        bad = await loop.create_server(bad_factory, "127.0.0.1", 0)
+        r, w = await asyncio.open_connection(
+            "127.0.0.1", bad.sockets[0].getsockname()[1])
+        for _ in range(100):
+            if contexts:
+                break
+            await asyncio.sleep(0.02)
+        w.close()
+        for s in (good, bad):
+            s.close()
+            await s.wait_closed()
+        return got
+
+    assert run(loop, main()) == b"ping"
+    assert any("got a new connection" in r.getMessage()
+               for r in caplog.records)
+    messages = [c["message"] for c in contexts]
+    assert "Error on transport creation for incoming connection" in messages
+    ctx = contexts[messages.index(
+        "Error on transport creation for incoming connection")]
+    assert isinstance(ctx["exception"], ZeroDivisionError)

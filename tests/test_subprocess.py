@@ -278,6 +278,34 @@ def test_stdin_from_file(any_loop, tmp_path):
     assert _run(any_loop, main()) == b"tupni elif"
 
 
+def test_swapped_stdout_and_stderr(any_loop, capfd):
+    # fds 0-2 as sources: the child must see the parent's original fds
+    async def main():
+        proc = await asyncio.create_subprocess_exec(
+            PY, "-c", "import sys; print('to-out'); print('to-err', file=sys.stderr)",
+            stdout=2, stderr=1)
+        return await proc.wait()
+
+    assert _run(any_loop, main()) == 0
+    out, err = capfd.readouterr()
+    assert "to-err" in out and "to-out" in err
+    assert "to-out" not in out and "to-err" not in err
+
+
+def test_stdout_to_file_and_stderr_to_stdout(any_loop, tmp_path):
+    path = tmp_path / "both.txt"
+
+    async def main():
+        with open(path, "wb") as f:
+            proc = await asyncio.create_subprocess_exec(
+                PY, "-c", "import sys; print('o', flush=True); print('e', file=sys.stderr)",
+                stdout=f, stderr=subprocess.STDOUT)
+            return await proc.wait()
+
+    assert _run(any_loop, main()) == 0
+    assert path.read_bytes().split() == [b"o", b"e"]
+
+
 # -- Popen options ----------------------------------------------------------------
 
 def test_cwd_env_and_executable(any_loop, tmp_path):
@@ -670,6 +698,23 @@ def test_bare_program_name_searched_on_child_path(any_loop, tmp_path):
         return out
 
     assert _run(any_loop, main()) == b"found-on-path\n"
+
+
+def test_child_watched_by_a_thread_when_pidfd_is_refused(loop, monkeypatch, spawn_path):
+    if spawn_path != "posix_spawn":
+        pytest.skip("fallback of the posix_spawn path")
+    monkeypatch.setattr(uvprocess, "_pidfd_open", lambda pid: -errno.ENOSYS)
+
+    async def main():
+        proc = await asyncio.create_subprocess_exec(
+            PY, "-c", "print('watched')", stdout=PIPE)
+        out, _ = await proc.communicate()
+        return out, proc.returncode, proc.pid
+
+    out, rc, pid = _run(loop, main())
+    assert (out, rc) == (b"watched\n", 0)
+    assert uvprocess.FAST_SPAWN is False  # uv_spawn from now on
+    _assert_reaped(pid)
 
 
 def test_many_short_children_in_a_row(loop):

@@ -109,7 +109,7 @@ class _Guest:
 
     __slots__ = ("prepare", "check", "idle", "timer", "active", "paused",
                  "entered", "in_step", "idle_on", "timer_on", "prev_loop",
-                 "prev_hooks", "prev_driver", "outer_driver", "saved_selector",
+                 "prev_hooks", "prev_driver", "saved_selector",
                  "signals")
 
     def __init__(self, loop):
@@ -121,7 +121,7 @@ class _Guest:
         self.active = self.paused = self.entered = self.in_step = False
         self.idle_on = self.timer_on = False
         self.prev_loop = self.prev_hooks = self.prev_driver = None
-        self.outer_driver = self.saved_selector = None
+        self.saved_selector = None
         self.signals = False
 
     def start(self, keep_alive):
@@ -226,7 +226,6 @@ class EmbeddingMixin:
         self._thread_id = thread_id
         self._stopping = False
         self._set_coroutine_origin_tracking(self._debug)
-        g.outer_driver = _callbacks.set_driving_loop(self)
         _local.guest = self
         _guest_loops.add(self)
         g.active = True
@@ -341,19 +340,28 @@ class EmbeddingMixin:
     def _guest_step(self):
         """One asyncio iteration without blocking, then arm idle/timer."""
         g = self._guest
+        if self._fatal is not None:  # e.g. Ctrl-C seen by an I/O callback
+            self._guest_raise_fatal()
         g.in_step = True
         try:
             self._run_once()
         finally:
             g.in_step = False
-        fatal = self._fatal  # stored by a callback's error routing
-        if fatal is not None:
-            self._fatal = None
-            raise fatal
+        if self._fatal is not None:
+            self._guest_raise_fatal()
         if self._stopping:  # loop.stop(): guest mode ends, like run_forever
             self._guest_leave()
             return
         self._guest_arm()
+
+    def _guest_raise_fatal(self):
+        # A BaseException that uvffi's callback error routing stored on the
+        # loop (it has already called uv_stop) ends the step like one raised
+        # by the step itself.
+        fatal = self._fatal
+        if fatal is not None:
+            self._fatal = None
+            raise fatal
 
     def _guest_arm(self):
         """Make the host's next poll return when asyncio has work."""
@@ -418,9 +426,6 @@ class EmbeddingMixin:
         self._stopping = False
         self._thread_id = None
         self._set_coroutine_origin_tracking(False)
-        if _callbacks.driving_loop() is self:
-            _callbacks.set_driving_loop(g.outer_driver)
-        g.outer_driver = None
         if getattr(_local, "guest", None) is self:
             _local.guest = None
         _guest_loops.discard(self)

@@ -134,7 +134,11 @@ class ReadPipeTransport(_PipeMixin, transports.ReadTransport):
         mode = self._check_mode("Pipe transport is for pipes/sockets only.",
                                 (stat.S_ISFIFO, stat.S_ISSOCK, stat.S_ISCHR))
         self._dead_device = stat.S_ISCHR(mode) and _unpollable_char_device(self._fileno)
-        self._stream = _open_stream(loop, pipe, self._fileno, True)
+        try:
+            self._stream = _open_stream(loop, pipe, self._fileno, True)
+        except BaseException:
+            self._pipe = None  # not ours: the caller keeps its pipe open
+            raise
         self._stream.on_read = self._on_read
 
         loop.call_soon(protocol.connection_made, self)
@@ -181,7 +185,7 @@ class ReadPipeTransport(_PipeMixin, transports.ReadTransport):
 
     def _on_read(self, nread, buf):
         if nread > 0:
-            data = _unpack(buf.base, nread)
+            data = _unpack(buf, nread)  # buf: the char * of the data
             try:
                 self._protocol.data_received(data)
             except (SystemExit, KeyboardInterrupt):
@@ -275,6 +279,16 @@ class _OwnFdPoll(Poll):
         os.close(self.fd)
 
 
+def _watch_fd(loop, fd, callback):
+    """A poll handle on a duplicate of *fd* (closed with the handle)."""
+    dup = os.dup(fd)
+    try:
+        return _OwnFdPoll(loop, dup, callback)
+    except BaseException:
+        os.close(dup)
+        raise
+
+
 class WritePipeTransport(_PipeMixin, StreamTransport):
     """asyncio's write pipe transport: StreamTransport's write machinery
     with the pipe transport's closing rules."""
@@ -294,17 +308,28 @@ class WritePipeTransport(_PipeMixin, StreamTransport):
         # one watcher per fd, so a uv_poll_t watches a duplicate fd.
         watch = not _WINDOWS and (stat.S_ISSOCK(mode) or (
             stat.S_ISFIFO(mode) and not sys.platform.startswith("aix")))
-        stream = _open_stream(loop, pipe, self._fileno, False)
         self._lost = False
+        try:
+            stream = _open_stream(loop, pipe, self._fileno, False)
+        except BaseException:
+            self._pipe = None  # not ours: the caller keeps its pipe open
+            raise
         try:
             super().__init__(loop, stream, protocol, waiter, extra)
         except BaseException:
+            self._pipe = None
             stream.close()
             raise
         self._extra["pipe"] = pipe
         if watch:
-            self._eof_watch = _OwnFdPoll(loop, os.dup(stream.fileno()),
-                                         self._on_reader_gone)
+            try:
+                self._eof_watch = _watch_fd(loop, stream.fileno(),
+                                            self._on_reader_gone)
+            except OSError as exc:
+                # as a failing add_reader in asyncio: reported, not fatal
+                loop.call_exception_handler({
+                    "message": "cannot watch the pipe for its reader closing",
+                    "exception": exc, "transport": self})
 
     def _fd_for_registry(self):
         return None  # asyncio's pipe transports are not in loop._transports

@@ -514,8 +514,9 @@ def _inheritable_fds(keep):
 
 
 def spawn(loop, args, shell, stdin, stdout, stderr, kwargs):
-    """Start a child with uv_spawn; returns a ChildProcess (its ``_handle``
-    has no exit callback set yet).  Raises what Popen raises."""
+    """Start a child (posix_spawn + pidfd where possible, else uv_spawn);
+    returns a ChildProcess (its ``_handle`` has no exit callback set yet).
+    Raises what Popen raises."""
     uid, gid = _check_kwargs(kwargs)
     get = kwargs.get
     file, argv, verbatim = _normalize_args(args, shell, get("executable"))

@@ -180,7 +180,10 @@ class SchedulerMixin:
         sched = self._scheduled
         ready = self._ready
         end_time = _monotonic() + self._clock_resolution
-        while sched and sched[0][0] < end_time:
+        # "not >=" rather than "<", as asyncio writes it: a NaN deadline
+        # (call_later(nan)) is then due at once instead of never, which left
+        # the loop spinning at 100% CPU with a zero poll timeout.
+        while sched and not sched[0][0] >= end_time:
             timer = _heappop(sched)[2]
             timer._scheduled = False
             ready.append(timer)

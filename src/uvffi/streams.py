@@ -28,8 +28,8 @@ from .handles import UVHandle
 logger = logging.getLogger("asyncio")
 
 _from_handle = ffi.from_handle
+_from_buffer = ffi.from_buffer
 _unpack = ffi.unpack
-_buffer = ffi.buffer
 _new = ffi.new
 _memmove = ffi.memmove
 _try_write = lib.uvffi_try_write
@@ -44,7 +44,8 @@ _SERVER_TAKES_TRANSPORT = len(
 
 
 class Stream(UVHandle):
-    """A libuv stream handle.  The owner sets ``on_read(nread, buf)``,
+    """A libuv stream handle.  The owner sets ``on_read(nread, base)`` (base:
+    a ``char *`` to the data when nread > 0),
     ``on_write(status)``, ``on_shutdown(status)``, ``on_connect(status)`` and
     ``on_connection(status)`` as it needs them."""
 
@@ -135,9 +136,9 @@ class TTYStream(Stream):
 # Each finds its Stream through handle->data and calls the owner's method.
 # Exceptions the owner did not handle itself go to the loop (def_extern).
 
-@def_extern("_uvffi_read_cb")
-def _read_cb(stream, nread, buf):
-    _from_handle(stream.data).on_read(nread, buf)
+@def_extern("_uvffi_on_read")
+def _on_read(data, nread, base):
+    _from_handle(data).on_read(nread, base)
 
 
 @def_extern("_uvffi_write_cb")
@@ -182,12 +183,11 @@ class StreamTransport(transports._FlowControlMixin, transports.Transport):
                  server=None):
         super().__init__(extra, loop)
         self._stream = stream
-        stream.on_read = self._on_read
+        self._ptr = stream.ptr  # the write fast path's handle pointer
         stream.on_write = self._on_write_done
         stream.on_shutdown = self._on_shutdown_done
         self._protocol_connected = False
-        self._on_read_data = None
-        self.set_protocol(protocol)
+        self.set_protocol(protocol)  # also routes the stream's reads
 
         self._server = server
         self._buffer = []         # writes waiting for the in-flight one
@@ -239,10 +239,13 @@ class StreamTransport(transports._FlowControlMixin, transports.Transport):
     # -- protocol --------------------------------------------------------------
 
     def set_protocol(self, protocol):
-        if isinstance(protocol, protocols.BufferedProtocol):
-            self._on_read_data = self._read_into_buffered
-        else:
-            self._on_read_data = self._read_data_received
+        # libuv's read callback calls the method for this kind of protocol
+        # directly: one Python frame per read, no dispatch on the way.
+        if self._stream is not None:
+            if isinstance(protocol, protocols.BufferedProtocol):
+                self._stream.on_read = self._read_into_buffered
+            else:
+                self._stream.on_read = self._read_data_received
         self._protocol = protocol
         self._protocol_connected = True
 
@@ -285,11 +288,9 @@ class StreamTransport(transports._FlowControlMixin, transports.Transport):
             self._reading = False
             self._stream.read_stop()
 
-    def _on_read(self, nread, buf):
-        if nread > 0:
-            if not self._conn_lost:
-                self._on_read_data(nread, buf)
-        elif nread < 0:
+    def _on_read_status(self, nread):
+        """A read callback without data: EOF, an error, or nothing (0)."""
+        if nread < 0:
             if nread == _UV_EOF:
                 self._stop_reading()
                 self._on_eof()
@@ -298,21 +299,31 @@ class StreamTransport(transports._FlowControlMixin, transports.Transport):
                 self._fatal_error(exception_from_uv(nread),
                                   "Fatal read error on socket transport")
 
-    def _read_data_received(self, nread, buf):
-        data = _unpack(buf.base, nread)
+    def _read_data_received(self, nread, base):
+        if nread <= 0:
+            self._on_read_status(nread)
+            return
+        if self._conn_lost:
+            return
         try:
-            self._protocol.data_received(data)
+            self._protocol.data_received(_unpack(base, nread))
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             self._fatal_error(
                 exc, "Fatal error: protocol.data_received() call failed.")
 
-    def _read_into_buffered(self, nread, buf):
-        # libuv read into our buffer; copy into the protocol's, asking for
-        # more buffers while data is left (asyncio's recv_into loop, in one go).
+    def _read_into_buffered(self, nread, base):
+        # libuv read into the shim's buffer; copy into the protocol's (one
+        # memmove each), asking for more buffers while data is left: what
+        # asyncio's recv_into loop gives the protocol, in one callback.
+        if nread <= 0:
+            self._on_read_status(nread)
+            return
+        if self._conn_lost:
+            return
         protocol = self._protocol
-        base = buf.base
+        src = base
         offset = 0
         while offset < nread:
             try:
@@ -326,9 +337,11 @@ class StreamTransport(transports._FlowControlMixin, transports.Transport):
                 self._fatal_error(
                     exc, "Fatal error: protocol.get_buffer() call failed.")
                 return
-            n = min(size, nread - offset)
+            n = nread - offset
+            if n > size:
+                n = size
             try:
-                memoryview(target).cast("B")[:n] = _buffer(base + offset, n)
+                _memmove(target, src + offset if offset else src, n)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
@@ -382,11 +395,10 @@ class StreamTransport(transports._FlowControlMixin, transports.Transport):
             # Fast path: straight from the caller's buffer, no copy.
             if type(data) is bytes:
                 size = len(data)
-                n = _try_write(self._stream.ptr, data, size)
+                n = _try_write(self._ptr, data, size)
             else:
-                view = memoryview(data).cast("B")
-                size = view.nbytes
-                n = _try_write(self._stream.ptr, ffi.from_buffer(view), size)
+                size = data.nbytes if type(data) is memoryview else len(data)
+                n = _try_write(self._ptr, _from_buffer(data), size)
             if n == size:
                 return
             if n < 0:

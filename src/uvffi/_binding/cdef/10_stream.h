@@ -55,7 +55,9 @@ int uv_pipe_chmod(uv_pipe_t *handle, int flags);
 
 int uv_tty_init(uv_loop_t *, uv_tty_t *, uv_file fd, int readable);
 
-extern "Python" void _uvffi_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+/* Reads: the shim's C read callback passes what Python needs and no more
+ * (no cdata for the stream or the uv_buf_t). */
+extern "Python" void _uvffi_on_read(void *data, ssize_t nread, char *base);
 extern "Python" void _uvffi_write_cb(uv_write_t *req, int status);
 extern "Python" void _uvffi_connect_cb(uv_connect_t *req, int status);
 extern "Python" void _uvffi_shutdown_cb(uv_shutdown_t *req, int status);

@@ -1,7 +1,7 @@
 /* Stream shim: the read buffer never crosses into Python before data is
  * there, and writes take a plain (pointer, length) from cffi. */
 
-static void _uvffi_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void _uvffi_on_read(void *data, ssize_t nread, char *base);
 static void _uvffi_write_cb(uv_write_t *req, int status);
 static void _uvffi_connect_cb(uv_connect_t *req, int status);
 static void _uvffi_shutdown_cb(uv_shutdown_t *req, int status);
@@ -26,9 +26,17 @@ static void uvffi__alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf
 
 static size_t uvffi_read_buffer_size(void) { return UVFFI_READ_BUFFER_SIZE; }
 
+/* Hand Python the handle's back-pointer, the count and the data: three
+ * plain values, where passing the uv_stream_t * and uv_buf_t * would make
+ * cffi build (and Python then walk) two more cdata objects per read. */
+static void uvffi__read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    _uvffi_on_read(stream->data, nread, (nread > 0 && buf != NULL) ? buf->base : NULL);
+}
+
 static int uvffi_read_start(void *stream)
 {
-    return uv_read_start((uv_stream_t *)stream, uvffi__alloc_cb, _uvffi_read_cb);
+    return uv_read_start((uv_stream_t *)stream, uvffi__alloc_cb, uvffi__read_cb);
 }
 
 static int uvffi_try_write(void *stream, const char *data, size_t len)
