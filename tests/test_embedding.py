@@ -22,6 +22,7 @@ import pytest
 import uvffi
 from uvffi import embedding
 from uvffi._uv import ffi, lib
+from _childenv import child_env
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
@@ -695,9 +696,7 @@ def test_c_host_example(tmp_path):
     proc = subprocess.run(["cmake", "--build", str(build)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     exe = build / "uvffi_embed_host"
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [os.path.join(TOP, "src")] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    env = child_env()
     run = subprocess.run([str(exe)], capture_output=True, text=True, env=env, timeout=120)
     out = run.stdout
     assert run.returncode == 0, out + run.stderr

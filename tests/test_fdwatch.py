@@ -10,6 +10,7 @@ import sys
 import textwrap
 
 import pytest
+from _childenv import child_env
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32",
                                 reason="pipes/socketpair fds are POSIX here")
@@ -438,10 +439,7 @@ CRASH_SCRIPT = textwrap.dedent("""
 
 def test_close_before_registration_survives_in_child_process():
     # The same scenario in a child: had libuv abort()ed, only the child dies.
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [os.path.join(os.path.dirname(__file__), "..", "src"),
-         env.get("PYTHONPATH", "")])
+    env = child_env()
     proc = subprocess.run([sys.executable, "-c", CRASH_SCRIPT], env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -462,10 +460,7 @@ def test_loop_close_closes_poll_handles(pair):
 
 def test_examples_watch_fd_prints_received_data():
     path = os.path.join(os.path.dirname(__file__), "..", "examples", "watch_fd.py")
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [os.path.join(os.path.dirname(__file__), "..", "src"),
-         env.get("PYTHONPATH", "")])
+    env = child_env()
     proc = subprocess.run([sys.executable, path], env=env, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

@@ -510,8 +510,13 @@ def test_unclosed_pipe_transport_closed_with_loop(loop_factory):
     pipe = open(rfd, "rb", buffering=0)
 
     async def main():
-        await lp.connect_read_pipe(asyncio.Protocol, pipe)
+        tr, _ = await lp.connect_read_pipe(asyncio.Protocol, pipe)
+        return tr._stream.fileno()
 
-    lp.run_until_complete(main())
-    lp.close()  # libuv handle closed with the loop: no crash, fd released
+    libuv_fd = lp.run_until_complete(main())
+    assert libuv_fd != rfd  # libuv works on its own duplicate
+    lp.close()  # the libuv handle goes with the loop: no crash, no leak
+    assert not _fd_is_open(libuv_fd)
+    assert not pipe.closed  # still the caller's, as no connection_lost ran
+    pipe.close()
     os.close(wfd)

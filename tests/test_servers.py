@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from _netutil import Recorder, run
+from _childenv import child_env
 
 
 async def _roundtrip(loop, port, host="127.0.0.1", payload=b"ping"):
@@ -398,10 +399,7 @@ def test_real_emfile_is_logged_and_accepting_resumes(tmp_path):
     import subprocess
     script = tmp_path / "emfile_server.py"
     script.write_text(_EMFILE_SERVER)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [os.path.join(os.path.dirname(__file__), "..", "src"),
-         env.get("PYTHONPATH", "")])
+    env = child_env()
     proc = subprocess.Popen([sys.executable, str(script), "6"],
                             stdout=subprocess.PIPE, text=True, env=env)
     try:

@@ -10,10 +10,10 @@ import threading
 import time
 
 import pytest
+from _childenv import child_env
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
-SRC = os.path.join(os.path.dirname(__file__), "..", "src")
 
 
 @pytest.fixture(autouse=True)
@@ -227,8 +227,7 @@ def test_outside_main_thread_raises_runtime_error(any_loop):
 # -- child processes: SIGINT while the loop sleeps inside libuv ------------------
 
 def _child(code, send, settle=0.3):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([SRC, env.get("PYTHONPATH", "")])
+    env = child_env()
     proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)],
                             env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -297,8 +296,7 @@ def test_sigterm_handler_stops_loop_in_child():
 
 def test_examples_signals_terminates_by_itself():
     path = os.path.join(os.path.dirname(__file__), "..", "examples", "signals.py")
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([SRC, env.get("PYTHONPATH", "")])
+    env = child_env()
     proc = subprocess.run([sys.executable, path], env=env, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

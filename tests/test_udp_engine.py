@@ -21,6 +21,7 @@ import pytest
 from uvffi import udp as uvffi_udp
 from uvffi._uv import lib
 
+from _childenv import child_env
 from _udp_helpers import (
     PY313, TIMEOUT, closed, endpoint, get, needs_unix, recv_from, run, udp_peer)
 
@@ -292,9 +293,7 @@ def test_unix_socketpair_sock_receives_and_keeps_asyncios_unnamed_peer_quirk(any
 def test_udp_echo_example_runs_to_completion():
     here = os.path.dirname(os.path.abspath(__file__))
     example = os.path.join(here, os.pardir, "examples", "udp_echo.py")
-    env = dict(os.environ)
-    src = os.path.join(here, os.pardir, "src")
-    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    env = child_env()
     proc = subprocess.run([sys.executable, example], env=env, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

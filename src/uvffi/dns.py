@@ -76,9 +76,19 @@ def _as_c_int(value):
 
 def _with_flag(flags, flag):
     try:
-        return operator.index(flags) | flag
+        # int(flag): or-ing an int into an IntFlag member masks unknown
+        # bits away (flags=-1 became valid flags instead of EAI_BADFLAGS)
+        return operator.index(flags) | int(flag)
     except TypeError:
         return flags  # not an int: the socket module raises its own error
+
+
+def _c_string_empty(host):
+    """Whether *host* is the empty string once seen as a C string."""
+    try:
+        return not _encode_host(host).split(b"\0", 1)[0]
+    except (TypeError, UnicodeError):
+        return False
 
 
 def _numeric_probe(host, port, family, type, proto, flags):
@@ -91,8 +101,11 @@ def _numeric_probe(host, port, family, type, proto, flags):
         return socket.getaddrinfo(host, port, family, type, proto,
                                   _with_flag(flags, socket.AI_NUMERICHOST))
     except socket.gaierror:
-        if host is None:
-            raise  # no name to resolve: the real call answers the same
+        if host is None or _c_string_empty(host):
+            # no name to resolve: the real call answers the same.  (An empty
+            # name, or one starting with NUL, which the socket module cuts
+            # there, is refused by the C resolver; libuv would say EINVAL.)
+            raise
         return None  # a name (or bad hints, which libuv reports in turn)
 
 

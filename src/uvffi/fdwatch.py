@@ -234,11 +234,12 @@ class FdWatchMixin:
     # -- poll handle bookkeeping ------------------------------------------------
 
     def _fdwatch_lookup(self, fd):
+        if not isinstance(fd, int) or fd < 0:
+            # ValueError for a negative fd, as the selector's get_key gives
+            fd = _fileobj_to_fd(fd)
         watches = self._fd_watches
         if watches is None:
             return None
-        if not isinstance(fd, int):
-            fd = _fileobj_to_fd(fd)
         return watches.get(fd)
 
     def _fdwatch_get(self, fileobj):
@@ -278,6 +279,30 @@ class FdWatchMixin:
             del self._fd_watches[p.fd]
             p.close()
             raise
+
+    def _fdwatch_evict_stale(self, fd):
+        """libuv refused a new handle on fd number *fd* (EEXIST) because an
+        add_reader/add_writer watch still holds that number: the watched
+        file was closed without remove_reader and the kernel handed the
+        number out again (found by the reliability suite: the signal
+        wake-up socket, a server socket or a transport's dup then could not
+        be opened).  The old file is gone, so the watch is stale: drop it
+        and let libuv give the number up.  Closing the poll now is safe:
+        the new file is not registered with epoll yet.  Returns whether a
+        watch was dropped (the caller then retries)."""
+        watches = self._fd_watches
+        p = watches.get(fd) if watches else None
+        if p is None:
+            return False
+        del watches[fd]
+        for handle in (p.reader, p.writer):
+            if handle is not None:
+                handle.cancel()
+        p.reader = p.writer = None
+        if self._fd_pending:
+            self._fd_pending.discard(p)
+        p.close()
+        return True
 
     def _fdwatch_guard(self):
         guard = self._fd_guard

@@ -183,9 +183,9 @@ class ReadPipeTransport(_PipeMixin, transports.ReadTransport):
             if self._stream is not None:
                 self._stream.read_stop()
 
-    def _on_read(self, nread, buf):
+    def _on_read(self, nread, base):
         if nread > 0:
-            data = _unpack(buf, nread)  # buf: the char * of the data
+            data = _unpack(base, nread)  # base: the char * of the data
             try:
                 self._protocol.data_received(data)
             except (SystemExit, KeyboardInterrupt):

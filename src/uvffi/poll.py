@@ -4,6 +4,7 @@ The primitive under ``add_reader``/``add_writer``, the ``sock_*`` methods
 and the signal wake-up socket.  ``callback(status, events)`` runs on each
 event; a negative status is a libuv error for the descriptor.
 """
+import errno
 import sys
 
 from ._uv import lib
@@ -15,6 +16,7 @@ from ._uv import ffi
 READABLE = lib.UV_READABLE
 WRITABLE = lib.UV_WRITABLE
 DISCONNECT = lib.UV_DISCONNECT
+_UV_EEXIST = -errno.EEXIST  # libuv codes are negated errnos on Unix (the only user)
 
 _from_handle = ffi.from_handle
 
@@ -32,6 +34,9 @@ class Poll(UVHandle):
             rc = lib.uv_poll_init_socket(loop._uv_loop, self.ptr, fd)
         else:
             rc = lib.uv_poll_init(loop._uv_loop, self.ptr, fd)
+            if rc == _UV_EEXIST and loop._fdwatch_evict_stale(fd):
+                # the number was held by an add_reader watch of a closed fd
+                rc = lib.uv_poll_init(loop._uv_loop, self.ptr, fd)
         self._init_done(rc)
 
     def start(self, events):

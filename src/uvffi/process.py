@@ -513,6 +513,19 @@ def _inheritable_fds(keep):
     return found
 
 
+def _hide_fds(fds):
+    """Mark *fds* close-on-exec; returns those that were (closed ones are
+    skipped: another thread may close an fd at any time)."""
+    hidden = []
+    for fd in fds:
+        try:
+            os.set_inheritable(fd, False)
+        except OSError:
+            continue
+        hidden.append(fd)
+    return hidden
+
+
 def spawn(loop, args, shell, stdin, stdout, stderr, kwargs):
     """Start a child (posix_spawn + pidfd where possible, else uv_spawn);
     returns a ChildProcess (its ``_handle`` has no exit callback set yet).
@@ -615,9 +628,7 @@ def spawn(loop, args, shell, stdin, stdout, stderr, kwargs):
             # which Python sets on every fd it creates.  Inheritable fds
             # (os.set_inheritable, C libraries) are hidden the same way
             # for the duration of the spawn.
-            hidden = _inheritable_fds(set(pass_fds))
-            for fd in hidden:
-                os.set_inheritable(fd, False)
+            hidden = _hide_fds(_inheritable_fds(set(pass_fds)))
         try:
             if fast_file is not None:
                 rc, handle = _fast_spawn_child(

@@ -1,12 +1,17 @@
 """Entry points: uvffi.run, new_event_loop, EventLoopPolicy, install."""
+from __future__ import annotations
+
 import asyncio
 import sys
 from asyncio import coroutines, events
+from typing import Any, Coroutine, Optional, TypeVar
 
 from .loop import Loop
 
+_T = TypeVar("_T")
 
-def new_event_loop():
+
+def new_event_loop() -> Loop:
     """A new, independent uvffi loop (use as ``loop_factory=``)."""
     return Loop()
 
@@ -19,16 +24,17 @@ class EventLoopPolicy(events.BaseDefaultEventLoopPolicy):
     ``asyncio.run`` uvffi loops.
     """
 
-    def _loop_factory(self):
+    def _loop_factory(self) -> Loop:
         return Loop()
 
 
-def install():
+def install() -> None:
     """Make uvffi the loop of ``asyncio.run``/``new_event_loop`` (policy)."""
     asyncio.set_event_loop_policy(EventLoopPolicy())
 
 
-def run(main, *, debug=None):
+def run(main: Coroutine[Any, Any, _T], *,
+        debug: Optional[bool] = None) -> _T:
     """Run coroutine *main* on a new uvffi loop and close it, like
     ``asyncio.run``."""
     if events._get_running_loop() is not None:
@@ -41,7 +47,8 @@ def run(main, *, debug=None):
     return _run_compat(main, debug)
 
 
-def _run_compat(main, debug):
+def _run_compat(main: Coroutine[Any, Any, _T],
+                debug: Optional[bool]) -> _T:
     # asyncio.run of Python 3.9/3.10, with our loop.
     from asyncio.runners import _cancel_all_tasks
 

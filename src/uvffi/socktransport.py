@@ -69,7 +69,14 @@ def open_stream(loop, sock):
         stream.close()
         raise
     try:
-        stream.open(fd)
+        try:
+            stream.open(fd)
+        except FileExistsError:
+            # the dup got the number of a watched fd closed without
+            # remove_reader: see FdWatchMixin._fdwatch_evict_stale
+            if not loop._fdwatch_evict_stale(fd):
+                raise
+            stream.open(fd)
     except BaseException:
         # libuv did not take the fd: it is still ours to close
         stream.close()

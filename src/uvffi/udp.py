@@ -109,7 +109,13 @@ def _open_on_dup(udp, sock):
             pass
     dup = sock.dup()
     try:
-        udp.open(dup.fileno())
+        try:
+            udp.open(dup.fileno())
+        except FileExistsError:
+            # see FdWatchMixin._fdwatch_evict_stale
+            if not udp.loop._fdwatch_evict_stale(dup.fileno()):
+                raise
+            udp.open(dup.fileno())
     except BaseException:
         dup.close()
         raise
