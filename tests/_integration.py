@@ -5,7 +5,7 @@ import subprocess
 import sys
 import time
 
-import uvffi
+import _childenv
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 DATA_DIR = os.path.join(TESTS_DIR, "data")
@@ -16,12 +16,7 @@ KEY = os.path.join(DATA_DIR, "uvffi_test.key")
 def child_env(*extra_paths):
     """Environment for a child interpreter that imports the same uvffi (and
     the tests' helper modules) as this process."""
-    env = dict(os.environ)
-    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(uvffi.__file__)))
-    paths = [*extra_paths, TESTS_DIR, pkg_parent]
-    if env.get("PYTHONPATH"):
-        paths.append(env["PYTHONPATH"])
-    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env = _childenv.child_env(None, *extra_paths, TESTS_DIR)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

@@ -185,3 +185,60 @@ def test_aiohttp_tls_server_and_client(loop):
     assert idx["is_uvffi"]
     assert idx["cipher"] is not None  # the server saw a TLS connection
     assert up["ok"] and up["size"] == len(_payload())
+
+
+def test_aiohttp_file_response_full_and_range(loop, tmp_path):
+    data = os.urandom(1500000)
+    path = tmp_path / "big.bin"
+    path.write_bytes(data)
+
+    async def send_file(request):
+        return web.FileResponse(path)
+
+    async def main():
+        app = web.Application()
+        app.router.add_get("/f", send_file)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        url = "http://127.0.0.1:%d/f" % runner.addresses[0][1]
+        try:
+            async with aiohttp.ClientSession() as s:
+                async with s.get(url) as r:
+                    full = (r.status, await r.read())
+                async with s.get(url, headers={"Range": "bytes=100-199"}) as r:
+                    part = (r.status, await r.read())
+            return full, part
+        finally:
+            await runner.cleanup()
+
+    full, part = _run(loop, main())
+    assert full == (200, data)
+    assert part == (206, data[100:200])
+
+
+def test_aiohttp_large_upload_to_a_slow_reader_is_flow_controlled(loop):
+    size = 8 * 1024 * 1024
+
+    async def slow_reader(request):
+        n = 0
+        async for chunk in request.content.iter_chunked(65536):
+            n += len(chunk)
+            await asyncio.sleep(0)
+        return web.json_response({"n": n})
+
+    async def main():
+        app = web.Application(client_max_size=2 * size)
+        app.router.add_post("/u", slow_reader)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        url = "http://127.0.0.1:%d/u" % runner.addresses[0][1]
+        try:
+            async with aiohttp.ClientSession() as s:
+                async with s.post(url, data=b"z" * size) as r:
+                    return await r.json()
+        finally:
+            await runner.cleanup()
+
+    assert _run(loop, main()) == {"n": size}

@@ -2,6 +2,8 @@
 task groups, cancel scopes, memory object streams, TCP streams,
 subprocesses, to_thread."""
 import asyncio
+import os
+import signal
 import sys
 
 import pytest
@@ -181,3 +183,49 @@ def test_anyio_asyncio_backend_through_uvffi_install_policy():
         assert anyio.run(main, backend="asyncio") is True
     finally:
         asyncio.set_event_loop_policy(old)
+
+
+def test_anyio_udp_sockets_send_and_receive():
+    async def main():
+        async with await anyio.create_udp_socket(local_host="127.0.0.1") as a:
+            port = a.extra(anyio.abc.SocketAttribute.local_port)
+            async with await anyio.create_connected_udp_socket(
+                    "127.0.0.1", port) as b:
+                await b.send(b"datagram")
+                data, (host, _) = await a.receive()
+        return data, host
+
+    assert run(main) == (b"datagram", "127.0.0.1")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="Unix sockets")
+def test_anyio_unix_listener_and_connect_unix(tmp_path):
+    path = str(tmp_path / "sock")
+
+    async def main():
+        listener = await anyio.create_unix_listener(path)
+
+        async def handle(stream):
+            async with stream:
+                await stream.send((await stream.receive()) * 2)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, handle)
+            async with await anyio.connect_unix(path) as client:
+                await client.send(b"ab")
+                got = await client.receive()
+            tg.cancel_scope.cancel()
+        return got
+
+    assert run(main) == b"abab"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_anyio_signal_receiver_gets_the_signal():
+    async def main():
+        with anyio.open_signal_receiver(signal.SIGUSR1) as signals:
+            os.kill(os.getpid(), signal.SIGUSR1)
+            async for signum in signals:
+                return signum
+
+    assert run(main) == signal.SIGUSR1

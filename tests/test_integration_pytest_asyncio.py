@@ -2,9 +2,9 @@
 below (the one docs/drop-in.md shows), in a child pytest in tmp_path so that
 it does not touch this suite's own plugins and fixtures.
 
-pytest-asyncio 1.4+ asks the `pytest_asyncio_loop_factories` hook for loop
-factories (overriding the `event_loop_policy` fixture is deprecated there);
-older versions (0.23 – 1.3) take the loop from the `event_loop_policy`
+Newer pytest-asyncio (1.5 here) asks the `pytest_asyncio_loop_factories`
+hook for loop factories and deprecates overriding the `event_loop_policy`
+fixture; older versions (0.23 and later; 1.2 here) take the loop from that
 fixture. The conftest supports both."""
 import subprocess
 import sys
@@ -23,12 +23,13 @@ import pytest_asyncio.plugin
 
 import uvffi
 
-if hasattr(pytest_asyncio.plugin, "PytestAsyncioSpecs"):
-    # pytest-asyncio >= 1.4: the loop factories hook
+if hasattr(getattr(pytest_asyncio.plugin, "PytestAsyncioSpecs", None),
+            "pytest_asyncio_loop_factories"):
+    # newer pytest-asyncio (1.5 checked): the loop factories hook
     def pytest_asyncio_loop_factories(config, item):
         return {"uvffi": uvffi.new_event_loop}
 else:
-    # pytest-asyncio 0.23 - 1.3: a session-wide event loop policy
+    # older pytest-asyncio (0.23 and later; 1.2 checked): a policy
     @pytest.fixture(scope="session")
     def event_loop_policy():
         return uvffi.EventLoopPolicy()

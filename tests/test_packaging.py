@@ -113,9 +113,9 @@ def test_mypy_rejects_wrong_types_so_the_stub_is_used(tmp_path):
 
 
 def _need_build_tools():
-    pytest.importorskip("build", reason="build not installed (pip install .[integration])")
-    pytest.importorskip("scikit_build_core",
-                        reason="scikit-build-core not installed (pip install .[integration])")
+    why = "%s not installed (pip install .[integration])"
+    pytest.importorskip("build", reason=why % "build")
+    pytest.importorskip("scikit_build_core", reason=why % "scikit-build-core")
     if not os.path.isfile(PYPROJECT):
         pytest.skip("not run from a source checkout")
     if shutil.which("cmake") is None:

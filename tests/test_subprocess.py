@@ -486,9 +486,8 @@ def test_embedded_null_byte_is_value_error(any_loop):
 @pytest.mark.parametrize("kwargs", [
     {"preexec_fn": lambda: None},
     {"umask": 0o077},
-    {"restore_signals": False},
     {"extra_groups": [0]},
-] + ([{"process_group": 0}] if sys.version_info >= (3, 11) else []))
+])
 def test_options_libuv_cannot_honour_raise_not_implemented(loop, kwargs):
     fds_before = _open_fds_after_warm_up(loop)
 
@@ -498,6 +497,48 @@ def test_options_libuv_cannot_honour_raise_not_implemented(loop, kwargs):
     with pytest.raises(NotImplementedError, match="uvffi"):
         _run(loop, main())
     assert _open_fds() - fds_before == set()
+
+
+def _uv_spawn_path_in_use(loop, spawn_path):
+    return getattr(loop, "kind", None) == "uvffi" and spawn_path == "uv_spawn"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="process_group is 3.11+")
+def test_process_group(any_loop, spawn_path):
+    async def main():
+        proc = await asyncio.create_subprocess_exec(
+            PY, "-c", "import os; print(os.getpgid(0) == os.getpid())",
+            stdout=PIPE, process_group=0)
+        out, _ = await proc.communicate()
+        return out
+
+    if _uv_spawn_path_in_use(any_loop, spawn_path):
+        # libuv has no setpgid in the child: refused, never ignored
+        with pytest.raises(NotImplementedError, match="process_group"):
+            _run(any_loop, main())
+    else:
+        assert _run(any_loop, main()) == b"True\n"
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="Linux /proc")
+@pytest.mark.parametrize("restore", [True, False])
+def test_restore_signals(any_loop, spawn_path, restore):
+    async def main():
+        # cat reports its own ignored-signal mask (a Python child would
+        # ignore SIGPIPE by itself)
+        proc = await asyncio.create_subprocess_exec(
+            "cat", "/proc/self/status", stdout=PIPE, restore_signals=restore)
+        out, _ = await proc.communicate()
+        line = [ln for ln in out.decode().splitlines() if ln.startswith("SigIgn:")][0]
+        ignored = int(line.split()[1], 16)
+        return ("True\n" if ignored & (1 << (signal.SIGPIPE - 1)) else "False\n").encode()
+
+    if not restore and _uv_spawn_path_in_use(any_loop, spawn_path):
+        with pytest.raises(NotImplementedError, match="restore_signals"):
+            _run(any_loop, main())
+    else:
+        # Python ignores SIGPIPE; restore_signals gives the child the default
+        assert _run(any_loop, main()) == (b"False\n" if restore else b"True\n")
 
 
 def test_pass_fds_overriding_close_fds_warns(any_loop):

@@ -15,9 +15,10 @@ memory (0.6 ms for a small CPython, 4 ms with a 200 MB heap, against
 and for what posix_spawn cannot do (user/group, low-fd shuffles, bare
 program names not found on PATH).  ``FAST_SPAWN = False`` forces uv_spawn.
 
-What libuv cannot do in the child (it has no pre-exec hook): ``preexec_fn``,
-``process_group``, ``umask``, ``restore_signals=False`` and non-empty
-``extra_groups`` raise ``NotImplementedError`` instead of being ignored.
+What neither path can do in the child raises ``NotImplementedError`` rather
+than being ignored: ``preexec_fn``, ``umask``, non-empty ``extra_groups``;
+``process_group`` and ``restore_signals=False`` work on the posix_spawn path
+only (libuv has no pre-exec hook).
 """
 import errno
 import inspect
@@ -193,13 +194,14 @@ class PidfdChild:
 
 
 def _fast_spawn_child(loop, file_c, argv_c, env_c, cwd_c, stdio_fds,
-                      new_session, pass_fds):
+                      new_session, pgroup, restore_signals, pass_fds):
     """posix_spawn the child; returns (rc, PidfdChild or None)."""
     global FAST_SPAWN
     stdio = _new("int[3]", stdio_fds)
     keep = _new("int[]", pass_fds or [0])
     pid_out = _new("int *")
     rc = _fast_spawn(file_c, argv_c, env_c, cwd_c, stdio, 1 if new_session else 0,
+                     pgroup, 1 if restore_signals else 0,
                      keep, len(pass_fds), pid_out)
     if rc < 0:
         return rc, None
@@ -387,14 +389,8 @@ def _check_kwargs(kwargs):
             raise ValueError("creationflags is only supported on Windows platforms")
     if get("preexec_fn") is not None:
         raise _unsupported("preexec_fn")
-    if get("process_group") is not None:
-        raise _unsupported("process_group")
     if get("umask", -1) >= 0:
         raise _unsupported("umask")
-    if not get("restore_signals", True):
-        # libuv resets every signal disposition in the child (a superset of
-        # restore_signals=True); keeping them is not possible.
-        raise _unsupported("restore_signals=False")
 
     gid = uid = None
     group = get("group")
@@ -622,6 +618,16 @@ def spawn(loop, args, shell, stdin, stdout, stderr, kwargs):
         fast_file = None
         if FAST_SPAWN and uid is None and gid is None:
             fast_file = _fast_spawn_file(file, env, fast_stdio)
+        pgroup = get("process_group")
+        pgroup = -1 if pgroup is None else int(pgroup)
+        restore_signals = get("restore_signals", True)
+        if fast_file is None:
+            # uv_spawn: no setpgid in the child, and it resets every signal
+            # disposition (restore_signals=True and more)
+            if pgroup >= 0:
+                raise _unsupported("process_group")
+            if not restore_signals:
+                raise _unsupported("restore_signals=False")
         hidden = ()
         if close_fds and not _WINDOWS:
             # libuv closes nothing in the child: it relies on O_CLOEXEC,
@@ -633,8 +639,8 @@ def spawn(loop, args, shell, stdin, stdout, stderr, kwargs):
             if fast_file is not None:
                 rc, handle = _fast_spawn_child(
                     loop, _cstr(fast_file, keep), opts.args, opts.env, opts.cwd,
-                    fast_stdio, get("start_new_session"),
-                    [fd for fd in pass_fds if fd >= 3])
+                    fast_stdio, get("start_new_session"), pgroup,
+                    restore_signals, [fd for fd in pass_fds if fd >= 3])
             else:
                 handle = ProcessHandle(loop)
                 rc = handle.spawn(opts)

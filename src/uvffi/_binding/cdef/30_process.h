@@ -48,6 +48,6 @@ extern "Python" void _uvffi_exit_cb(uv_process_t *, int64_t exit_status, int ter
 /* shim: uvffi_process.c (posix_spawn + pidfd on Linux/glibc) */
 int uvffi_fast_spawn_available(void);
 int uvffi_fast_spawn(const char *file, char **argv, char **envp, const char *cwd,
-                     const int *stdio, int new_session, const int *keep, int nkeep,
-                     int *pid_out);
+                     const int *stdio, int new_session, int pgroup, int restore_signals,
+                     const int *keep, int nkeep, int *pid_out);
 int uvffi_pidfd_open(int pid);

@@ -36,15 +36,19 @@ static int uvffi_fast_spawn_available(void)
 
 /* stdio[i]: -1 inherit fd i as it is, -2 /dev/null, else the fd to put
  * there.  keep: fds the child inherits at the same number (pass_fds).
- * envp NULL: the parent's environment.  Returns 0 or a negative errno. */
+ * envp NULL: the parent's environment.  pgroup >= 0: setpgid(0, pgroup)
+ * (Popen's process_group).  restore_signals: SIGPIPE and SIGXFSZ, which
+ * Python ignores, back to their defaults (Popen's restore_signals).
+ * Returns 0 or a negative errno. */
 static int uvffi_fast_spawn(const char *file, char **argv, char **envp,
                             const char *cwd, const int *stdio, int new_session,
+                            int pgroup, int restore_signals,
                             const int *keep, int nkeep, int *pid_out)
 {
 #ifdef UVFFI_HAVE_FAST_SPAWN
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attr;
-    sigset_t all, none;
+    sigset_t dflt, none;
     short flags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK;
     pid_t pid;
     int rc, i;
@@ -68,16 +72,23 @@ static int uvffi_fast_spawn(const char *file, char **argv, char **envp,
         rc = posix_spawn_file_actions_adddup2(&actions, keep[i], keep[i]);
     if (rc == 0 && cwd != NULL)
         rc = posix_spawn_file_actions_addchdir_np(&actions, cwd);
-    /* as libuv and Popen(restore_signals=True): default dispositions and
-     * an empty mask in the child */
-    sigfillset(&all);
-    sigdelset(&all, SIGKILL);
-    sigdelset(&all, SIGSTOP);
+    /* Handled signals are reset by exec itself; ignored ones stay ignored
+     * except those Popen restores.  The mask is emptied, as libuv does. */
+    sigemptyset(&dflt);
+    if (restore_signals) {
+        sigaddset(&dflt, SIGPIPE);
+        sigaddset(&dflt, SIGXFSZ);
+    }
     sigemptyset(&none);
     if (new_session)
         flags |= POSIX_SPAWN_SETSID;
+    if (pgroup >= 0) {
+        flags |= POSIX_SPAWN_SETPGROUP;
+        if (rc == 0)
+            rc = posix_spawnattr_setpgroup(&attr, (pid_t)pgroup);
+    }
     if (rc == 0)
-        rc = posix_spawnattr_setsigdefault(&attr, &all);
+        rc = posix_spawnattr_setsigdefault(&attr, &dflt);
     if (rc == 0)
         rc = posix_spawnattr_setsigmask(&attr, &none);
     if (rc == 0)
@@ -93,7 +104,8 @@ static int uvffi_fast_spawn(const char *file, char **argv, char **envp,
     return 0;
 #else
     (void)file; (void)argv; (void)envp; (void)cwd; (void)stdio;
-    (void)new_session; (void)keep; (void)nkeep; (void)pid_out;
+    (void)new_session; (void)pgroup; (void)restore_signals;
+    (void)keep; (void)nkeep; (void)pid_out;
     return UV_ENOSYS;
 #endif
 }
