@@ -21,6 +21,7 @@ import warnings
 
 from asyncio import constants, futures, selector_events, transports, trsock
 
+from .transportbase import ClosingMixin, ReadingMixin
 from .poll import Poll, READABLE, WRITABLE
 
 logger = logging.getLogger("asyncio")
@@ -37,8 +38,8 @@ HEADER_SIZE = 8 if sys.version_info >= (3, 13) else 0
 CAN_PAUSE_READING = "pause_reading" in vars(selector_events._SelectorTransport)
 
 
-class DatagramTransportBase(transports._FlowControlMixin, transports.Transport,
-                            transports.DatagramTransport):
+class DatagramTransportBase(ReadingMixin, ClosingMixin, transports._FlowControlMixin,
+                            transports.Transport, transports.DatagramTransport):
     """asyncio's datagram transport; subclasses supply the engine:
     ``_engine_open``, ``_engine_start_reading``, ``_engine_stop_reading``,
     ``_send_now``, ``_has_pending``, ``_engine_drop_pending`` and
@@ -142,25 +143,6 @@ class DatagramTransportBase(transports._FlowControlMixin, transports.Transport,
 
     # -- reading ---------------------------------------------------------------
 
-    def is_reading(self):
-        return not self._closing and not self._paused
-
-    def pause_reading(self):
-        if not self.is_reading():
-            return
-        self._paused = True
-        self._stop_reading()
-        if self._loop.get_debug():
-            logger.debug("%r pauses reading", self)
-
-    def resume_reading(self):
-        if self._closing or not self._paused:
-            return
-        self._paused = False
-        self._start_reading()
-        if self._loop.get_debug():
-            logger.debug("%r resumes reading", self)
-
     def _start_reading(self):
         if self._reading or self._closing or self._paused or self._sock is None:
             return
@@ -225,46 +207,10 @@ class DatagramTransportBase(transports._FlowControlMixin, transports.Transport,
 
     # -- closing -------------------------------------------------------------------
 
-    def is_closing(self):
-        return self._closing
-
-    def close(self):
-        if self._closing:
-            return
-        self._closing = True
-        self._stop_reading()
-        if not self._has_pending():
-            self._conn_lost += 1
-            self._loop.call_soon(self._call_connection_lost, None)
-        # else: _drained() finishes once the queued datagrams have left
-
-    def abort(self):
-        self._force_close(None)
-
-    def _fatal_error(self, exc, message="Fatal error on transport"):
-        if isinstance(exc, OSError):
-            if self._loop.get_debug():
-                logger.debug("%r: %s", self, message, exc_info=True)
-        else:
-            self._loop.call_exception_handler({
-                "message": message,
-                "exception": exc,
-                "transport": self,
-                "protocol": self._protocol,
-            })
-        self._force_close(exc)
-
-    def _force_close(self, exc):
-        if self._conn_lost:
-            return
+    def _drop_pending(self):
         # queued datagrams are dropped, as asyncio clears its buffer
         self._buffer_size = 0
         self._engine_drop_pending()
-        if not self._closing:
-            self._closing = True
-            self._stop_reading()
-        self._conn_lost += 1
-        self._loop.call_soon(self._call_connection_lost, exc)
 
     def _call_connection_lost(self, exc):
         try:
@@ -298,8 +244,10 @@ class DatagramTransportBase(transports._FlowControlMixin, transports.Transport,
 
 
 if not CAN_PAUSE_READING:
-    del (DatagramTransportBase.is_reading, DatagramTransportBase.pause_reading,
-         DatagramTransportBase.resume_reading)
+    # asyncio's own (NotImplementedError) versions, as before 3.11
+    DatagramTransportBase.is_reading = transports.ReadTransport.is_reading
+    DatagramTransportBase.pause_reading = transports.ReadTransport.pause_reading
+    DatagramTransportBase.resume_reading = transports.ReadTransport.resume_reading
 
 
 class PollDatagramTransport(DatagramTransportBase):

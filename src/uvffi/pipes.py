@@ -25,6 +25,7 @@ import sys
 import warnings
 from asyncio import constants, futures, transports
 
+from .transportbase import ReadingMixin
 from ._uv import ffi, lib
 from .errors import exception_from_uv
 from .poll import Poll, READABLE
@@ -116,7 +117,7 @@ class _PipeMixin:
             self._release_pipe()
 
 
-class ReadPipeTransport(_PipeMixin, transports.ReadTransport):
+class ReadPipeTransport(ReadingMixin, _PipeMixin, transports.ReadTransport):
     """asyncio's read pipe transport over a libuv pipe (or tty) handle."""
 
     max_size = 256 * 1024  # what libuv reads at once (the shim's buffer)
@@ -154,9 +155,6 @@ class ReadPipeTransport(_PipeMixin, transports.ReadTransport):
         else:
             info.append("closed")
         return "<{}>".format(" ".join(info))
-
-    def is_reading(self):
-        return not self._paused and not self._closing
 
     def _start_reading(self):
         if self._reading or not self.is_reading() or self._stream is None:
@@ -210,30 +208,11 @@ class ReadPipeTransport(_PipeMixin, transports.ReadTransport):
             self._fatal_error(exception_from_uv(nread),
                               "Fatal read error on pipe transport")
 
-    def pause_reading(self):
-        if not self.is_reading():
-            return
-        self._paused = True
-        self._stop_reading()
-        if self._loop.get_debug():
-            logger.debug("%r pauses reading", self)
-
-    def resume_reading(self):
-        if self._closing or not self._paused:
-            return
-        self._paused = False
-        self._start_reading()
-        if self._loop.get_debug():
-            logger.debug("%r resumes reading", self)
-
     def set_protocol(self, protocol):
         self._protocol = protocol
 
     def get_protocol(self):
         return self._protocol
-
-    def is_closing(self):
-        return self._closing
 
     def close(self):
         if not self._closing:

@@ -24,6 +24,7 @@ from ._uv import ffi, lib
 from ._callbacks import def_extern, report
 from .errors import exception_from_uv
 from .handles import UVHandle
+from .transportbase import ClosingMixin, ReadingMixin
 
 logger = logging.getLogger("asyncio")
 
@@ -168,7 +169,8 @@ def _connection_cb(server, status):
 
 # -- the transport -----------------------------------------------------------------
 
-class StreamTransport(transports._FlowControlMixin, transports.Transport):
+class StreamTransport(ReadingMixin, ClosingMixin, transports._FlowControlMixin,
+                      transports.Transport):
     """asyncio's stream transport over a libuv ``Stream``.
 
     Subclasses fill ``_extra`` (socket, sockname, peername, pipe ...) and may
@@ -253,25 +255,6 @@ class StreamTransport(transports._FlowControlMixin, transports.Transport):
         return self._protocol
 
     # -- reading -----------------------------------------------------------------
-
-    def is_reading(self):
-        return not self._closing and not self._paused
-
-    def pause_reading(self):
-        if not self.is_reading():
-            return
-        self._paused = True
-        self._stop_reading()
-        if self._loop.get_debug():
-            logger.debug("%r pauses reading", self)
-
-    def resume_reading(self):
-        if self._closing or not self._paused:
-            return
-        self._paused = False
-        self._start_reading()
-        if self._loop.get_debug():
-            logger.debug("%r resumes reading", self)
 
     def _start_reading(self):
         if self._reading or not self.is_reading() or self._stream is None:
@@ -479,6 +462,14 @@ class StreamTransport(transports._FlowControlMixin, transports.Transport):
     def _has_pending_writes(self):
         return self._inflight is not None or bool(self._buffer)
 
+    _has_pending = _has_pending_writes  # ClosingMixin's hook
+
+    def _drop_pending(self):
+        # abort: forget what is not yet with libuv, as asyncio clears its buffer
+        if self._buffer:
+            self._buffer.clear()
+            self._buffer_size = 0
+
     def write_eof(self):
         if self._closing or self._eof:
             return
@@ -501,46 +492,6 @@ class StreamTransport(transports._FlowControlMixin, transports.Transport):
         return True
 
     # -- closing ----------------------------------------------------------------------
-
-    def is_closing(self):
-        return self._closing
-
-    def close(self):
-        if self._closing:
-            return
-        self._closing = True
-        self._stop_reading()
-        if not self._has_pending_writes():
-            self._conn_lost += 1
-            self._loop.call_soon(self._call_connection_lost, None)
-
-    def abort(self):
-        self._force_close(None)
-
-    def _fatal_error(self, exc, message="Fatal error on transport"):
-        if isinstance(exc, OSError):
-            if self._loop.get_debug():
-                logger.debug("%r: %s", self, message, exc_info=True)
-        else:
-            self._loop.call_exception_handler({
-                "message": message,
-                "exception": exc,
-                "transport": self,
-                "protocol": self._protocol,
-            })
-        self._force_close(exc)
-
-    def _force_close(self, exc):
-        if self._conn_lost:
-            return
-        if self._buffer:
-            self._buffer.clear()
-            self._buffer_size = 0
-        if not self._closing:
-            self._closing = True
-            self._stop_reading()
-        self._conn_lost += 1
-        self._loop.call_soon(self._call_connection_lost, exc)
 
     def _call_connection_lost(self, exc):
         try:
