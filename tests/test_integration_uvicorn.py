@@ -4,8 +4,8 @@ process, real HTTP requests from http.client (blocking sockets, no loop).
 
 uvicorn resolves a `--loop` value that is not one of its names ("auto",
 "asyncio", "uvloop", ...) with its importer, "module:attribute", and uses the
-result as the loop factory of `asyncio.run(..., loop_factory=...)` (0.36+;
-older versions called it as a setup function)."""
+result as the loop factory of `asyncio.run(..., loop_factory=...)`
+(0.36+)."""
 import http.client
 import signal
 import subprocess
@@ -71,9 +71,9 @@ def test_uvicorn_streaming_response_is_chunked_and_complete(uvicorn_cli):
 
 
 def _sigterm_exit_status():
-    # uvicorn 0.29+ re-raises the signal it caught once shutdown is complete
+    # Recent uvicorn re-raises the signal it caught once shutdown is complete
     # (default handler restored): a clean SIGTERM shutdown then ends with
-    # -SIGTERM whatever the loop; older versions return 0.
+    # -SIGTERM whatever the loop; versions without that return 0.
     import inspect
     import uvicorn.server
     if "raise_signal" in inspect.getsource(uvicorn.server):

@@ -48,15 +48,22 @@ class Stream(UVHandle):
     """A libuv stream handle.  The owner sets ``on_read(nread, base)`` (base:
     a ``char *`` to the data when nread > 0),
     ``on_write(status)``, ``on_shutdown(status)``, ``on_connect(status)`` and
-    ``on_connection(status)`` as it needs them."""
+    ``on_connection(status)`` as it needs them.
+
+    Fast path: while ``protocol`` is set (a plain asyncio Protocol that is
+    reading), data goes straight to ``protocol.data_received`` from the
+    libuv callback, and a failure of that call to ``on_data_failed(exc)``.
+    It needs no "is the transport still open" test: every way of closing
+    stops reading first, and libuv calls no read callback after that."""
 
     __slots__ = ("on_read", "on_write", "on_shutdown", "on_connect",
-                 "on_connection", "_reqs")
+                 "on_connection", "protocol", "on_data_failed", "_reqs")
 
     def __init__(self, loop):
         super().__init__(loop)
         self.on_read = self.on_write = self.on_shutdown = None
         self.on_connect = self.on_connection = None
+        self.protocol = self.on_data_failed = None
         self._reqs = set()  # in-flight requests: alive until their callback
 
     def read_start(self):
@@ -139,7 +146,18 @@ class TTYStream(Stream):
 
 @def_extern("_uvffi_on_read")
 def _on_read(data, nread, base):
-    _from_handle(data).on_read(nread, base)
+    stream = _from_handle(data)
+    protocol = stream.protocol
+    if protocol is not None and nread > 0:
+        # one Python frame from libuv to the protocol (Stream's docstring)
+        try:
+            protocol.data_received(_unpack(base, nread))
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            stream.on_data_failed(exc)
+    else:
+        stream.on_read(nread, base)
 
 
 @def_extern("_uvffi_write_cb")
@@ -186,6 +204,7 @@ class StreamTransport(ReadingMixin, ClosingMixin, transports._FlowControlMixin,
         super().__init__(extra, loop)
         self._stream = stream
         self._ptr = stream.ptr  # the write fast path's handle pointer
+        stream.on_data_failed = self._data_received_failed
         stream.on_write = self._on_write_done
         stream.on_shutdown = self._on_shutdown_done
         self._protocol_connected = False
@@ -243,11 +262,14 @@ class StreamTransport(ReadingMixin, ClosingMixin, transports._FlowControlMixin,
     def set_protocol(self, protocol):
         # libuv's read callback calls the method for this kind of protocol
         # directly: one Python frame per read, no dispatch on the way.
-        if self._stream is not None:
+        stream = self._stream
+        if stream is not None:
             if isinstance(protocol, protocols.BufferedProtocol):
-                self._stream.on_read = self._read_into_buffered
+                stream.on_read = self._read_into_buffered
+                stream.protocol = None
             else:
-                self._stream.on_read = self._read_data_received
+                stream.on_read = self._read_data_received
+                stream.protocol = protocol
         self._protocol = protocol
         self._protocol_connected = True
 
@@ -293,8 +315,10 @@ class StreamTransport(ReadingMixin, ClosingMixin, transports._FlowControlMixin,
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._fatal_error(
-                exc, "Fatal error: protocol.data_received() call failed.")
+            self._data_received_failed(exc)
+
+    def _data_received_failed(self, exc):
+        self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
 
     def _read_into_buffered(self, nread, base):
         # libuv read into the shim's buffer; copy into the protocol's (one
@@ -359,7 +383,7 @@ class StreamTransport(ReadingMixin, ClosingMixin, transports._FlowControlMixin,
     # -- writing -------------------------------------------------------------------
 
     def write(self, data):
-        if not isinstance(data, (bytes, bytearray, memoryview)):
+        if type(data) is not bytes and not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data argument must be a bytes-like object, "
                             f"not {type(data).__name__!r}")
         if self._eof:
@@ -506,6 +530,7 @@ class StreamTransport(ReadingMixin, ClosingMixin, transports._FlowControlMixin,
         if stream is None:
             return
         self._stream = None
+        stream.protocol = None
         # an in-flight write is cancelled by the close (ECANCELED)
         stream.close()
         if self._fd is not None and self._loop is not None:
