@@ -50,6 +50,10 @@ class _Ctx:
         loop.set_exception_handler(self._record)
 
     def _record(self, loop, context):
+        if "never retrieved" in context.get("message", ""):
+            # reported from a future's __del__: when the GC runs, not when
+            # the operation ran, so not comparable between two loops
+            return
         exc = context.get("exception")
         self.reported.append(type(exc).__name__ if exc is not None
                              else context.get("message", "")[:20])
@@ -392,7 +396,10 @@ def _run_sequence(factory, ops, tmpfile):
         if not loop.is_closed():
             loop.close()
         other.close()
-    return outcomes, sorted(ctx.reported)
+    # which exceptions were reported, not how often: a level-triggered
+    # writer whose callback fails reports once per iteration, and the
+    # number of iterations depends on timing
+    return outcomes, sorted(set(ctx.reported))
 
 
 def _check(ops):

@@ -211,6 +211,8 @@ def test_fork_with_a_running_loop_child_serves_tcp_on_a_new_loop(loop):
                 child = uvffi.new_event_loop()
                 asyncio.set_event_loop(child)
 
+                served = child.create_future()
+
                 class Echo(asyncio.Protocol):
                     def connection_made(self, tr):
                         self.tr = tr
@@ -218,11 +220,16 @@ def test_fork_with_a_running_loop_child_serves_tcp_on_a_new_loop(loop):
                     def data_received(self, data):
                         self.tr.write(data)
 
+                    def connection_lost(self, exc):
+                        if not served.done():
+                            served.set_result(None)
+
                 async def serve():
                     srv = await child.create_server(Echo, "127.0.0.1", 0)
                     os.write(wfd, b"%d\n" % srv.sockets[0].getsockname()[1])
-                    await asyncio.sleep(3)
+                    await asyncio.wait_for(served, 15)  # the parent's visit
                     srv.close()
+                    await srv.wait_closed()
                 child.run_until_complete(serve())
                 child.close()
                 status = 0
@@ -346,3 +353,33 @@ def test_call_soon_threadsafe_racing_close_raises_not_crashes():
     proc = run_child(code)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "OK" in proc.stdout
+
+
+def test_watched_fd_closed_without_remove_reader_does_not_block_its_number(loop):
+    """add_reader(fd), then the program closes the fd and forgets
+    remove_reader (asyncio tolerates it).  libuv keeps the number in its
+    watcher table, so a new handle on the reused number used to fail with
+    EEXIST: the loop's own signal wake-up socket (run_until_complete raised
+    FileExistsError), a server's socket, a transport's dup."""
+    for _ in range(3):
+        a, b = socket.socketpair()
+        loop.add_reader(a.fileno(), lambda: None)
+        a.close()
+        b.close()
+    assert loop.run_until_complete(asyncio.sleep(0, "ran")) == "ran"
+
+    async def main():
+        srv = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+        port = srv.sockets[0].getsockname()[1]
+        for _ in range(3):
+            x, y = socket.socketpair()
+            loop.add_reader(y.fileno(), lambda: None)
+            await asyncio.sleep(0.01)  # registered with epoll by now
+            x.close()
+            y.close()  # the next socket and its dup take these numbers
+            tr, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+            tr.close()
+        srv.close()
+        await srv.wait_closed()
+        return "served"
+    assert loop.run_until_complete(main()) == "served"
