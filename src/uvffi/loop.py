@@ -27,6 +27,7 @@ from .sockets import SockMethodsMixin
 from .dns import DnsMixin
 from .tcp import TCPMixin
 from .unix import UnixMixin
+from .namedpipes import NamedPipeMixin
 from .udp import UDPMixin
 from .pipes import PipeMixin
 from .subprocess import SubprocessMixin
@@ -39,7 +40,7 @@ _leaked_loops = []
 
 
 class Loop(SchedulerMixin, SignalMixin, FdWatchMixin, SockMethodsMixin, DnsMixin,
-           TCPMixin, UnixMixin, UDPMixin, PipeMixin, SubprocessMixin,
+           NamedPipeMixin, TCPMixin, UnixMixin, UDPMixin, PipeMixin, SubprocessMixin,
            EmbeddingMixin, base_events.BaseEventLoop):
     """An asyncio event loop running on libuv."""
 

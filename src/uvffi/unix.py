@@ -1,13 +1,13 @@
-"""Loop methods for Unix-domain stream sockets on uv_pipe_t.
+r"""Loop methods for Unix-domain stream sockets on uv_pipe_t.
 
 ``create_unix_connection``/``create_unix_server`` are asyncio's
 ``_UnixSelectorEventLoop`` methods (same checks, messages and stale-socket
 handling); connections and listening sockets go through the shared hooks of
 ``socktransport.py``/``servers.py``, which pick a ``uv_pipe_t`` for AF_UNIX.
 
-On Windows libuv's uv_pipe_t speaks named pipes, not AF_UNIX sockets;
-asyncio's Windows loops do not offer these methods at all, so neither do we
-there (NotImplementedError) until named-pipe support is added.
+On Windows libuv's uv_pipe_t speaks named pipes, not AF_UNIX sockets: there
+both methods take a pipe name (``\\.\pipe\name``) and go through
+namedpipes.py, libuv's own pipe API (tested on Linux with socket paths).
 """
 import errno
 import inspect
@@ -23,6 +23,8 @@ from .servers import ServingMixin
 logger = logging.getLogger("asyncio")
 
 _HAS_AF_UNIX = hasattr(socket, "AF_UNIX") and sys.platform != "win32"
+# uv_pipe_bind/uv_pipe_connect instead of AF_UNIX sockets (namedpipes.py)
+_NATIVE_PIPES = sys.platform == "win32"
 _PY313 = sys.version_info >= (3, 13)
 _TRANSPORT_HAS_SHUTDOWN_TIMEOUT = "ssl_shutdown_timeout" in inspect.signature(
     base_events.BaseEventLoop._create_connection_transport).parameters
@@ -42,7 +44,7 @@ class UnixMixin(ServingMixin):
             self, protocol_factory, path=None, *, ssl=None, sock=None,
             server_hostname=None, ssl_handshake_timeout=None,
             ssl_shutdown_timeout=None):
-        if not _HAS_AF_UNIX:
+        if not _HAS_AF_UNIX and not _NATIVE_PIPES:
             raise NotImplementedError
         assert server_hostname is None or isinstance(server_hostname, str)
         if ssl:
@@ -59,6 +61,14 @@ class UnixMixin(ServingMixin):
                 raise ValueError(
                     "ssl_shutdown_timeout is only meaningful with ssl")
 
+        if _NATIVE_PIPES:
+            if sock is not None:
+                raise ValueError("sock is not supported for named pipes")
+            if path is None:
+                raise ValueError("no path and sock were specified")
+            return await self._create_pipe_connection(
+                protocol_factory, os.fspath(path), ssl, server_hostname,
+                ssl_handshake_timeout, ssl_shutdown_timeout)
         if path is not None:
             if sock is not None:
                 raise ValueError(
@@ -92,7 +102,7 @@ class UnixMixin(ServingMixin):
             start_serving=True, cleanup_socket=None):
         # cleanup_socket is 3.13's: default on there, off before (as the
         # running Python's asyncio behaves).
-        if not _HAS_AF_UNIX:
+        if not _HAS_AF_UNIX and not _NATIVE_PIPES:
             raise NotImplementedError
         if cleanup_socket is None:
             cleanup_socket = _PY313
@@ -105,7 +115,13 @@ class UnixMixin(ServingMixin):
             raise ValueError(
                 "ssl_shutdown_timeout is only meaningful with ssl")
 
-        if path is not None:
+        if _NATIVE_PIPES:
+            if sock is not None:
+                raise ValueError("sock is not supported for named pipes")
+            if path is None:
+                raise ValueError("path was not specified, and no sock specified")
+            sock = self._pipe_listener(os.fspath(path))
+        elif path is not None:
             if sock is not None:
                 raise ValueError(
                     "path and sock can not be specified at the same time")
@@ -134,7 +150,7 @@ class UnixMixin(ServingMixin):
                 raise ValueError(
                     f"A UNIX Domain Stream Socket was expected, got {sock!r}")
 
-        if cleanup_socket:
+        if cleanup_socket and not _NATIVE_PIPES:
             name = sock.getsockname()
             if not _is_abstract(name):
                 try:
@@ -146,7 +162,8 @@ class UnixMixin(ServingMixin):
                         self._unix_server_sockets = {}
                     self._unix_server_sockets[sock] = inode
 
-        sock.setblocking(False)
+        if not _NATIVE_PIPES:
+            sock.setblocking(False)
         args = [self, [sock], protocol_factory, ssl, backlog,
                 ssl_handshake_timeout]
         if _TRANSPORT_HAS_SHUTDOWN_TIMEOUT:  # Server grew it in 3.11 too
