@@ -785,3 +785,27 @@ def test_pipe_fds_are_all_closed_after_communicate(loop):
 
     _run(loop, main())
     assert _open_fds() - fds_before == set()
+
+
+def test_transport_collected_after_loop_close_releases_quietly():
+    # A subprocess transport left open when the loop closes is finalised
+    # later; its pipes must let go without scheduling on the closed loop
+    # (which printed "Exception ignored ... Event loop is closed").
+    import subprocess as sp
+    from _childenv import child_env
+    code = (
+        "import asyncio, gc, sys, uvffi\n"
+        "loop = uvffi.new_event_loop()\n"
+        "async def main():\n"
+        "    return await loop.subprocess_exec(asyncio.SubprocessProtocol, sys.executable,\n"
+        "        '-c', 'import time; time.sleep(0.3)', stdin=asyncio.subprocess.PIPE)\n"
+        "tr, pr = loop.run_until_complete(main())\n"
+        "loop.close()\n"
+        "del tr, pr\n"
+        "for _ in range(4): gc.collect()\n"
+        "print('done')\n")
+    proc = sp.run([sys.executable, "-W", "ignore::ResourceWarning", "-c", code],
+                  env=child_env(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "done"
+    assert "Exception ignored" not in proc.stderr, proc.stderr

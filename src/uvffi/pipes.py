@@ -235,6 +235,13 @@ class ReadPipeTransport(ReadingMixin, _PipeMixin, transports.ReadTransport):
     def _close(self, exc):
         self._closing = True
         self._stop_reading()
+        if self._loop.is_closed():
+            # closed after loop.close() (a subprocess transport collected
+            # later): nothing can run connection_lost; just let go
+            self._release_pipe()
+            self._protocol = None
+            self._loop = None
+            return
         self._loop.call_soon(self._call_connection_lost, exc)
 
     def _call_connection_lost(self, exc):
@@ -389,6 +396,12 @@ class WritePipeTransport(_PipeMixin, StreamTransport):
         if not self._has_pending_writes():
             self._stop_watch()
             self._lost = True
+            if self._loop.is_closed():
+                # collected after loop.close() (a subprocess transport's
+                # __del__ closes its pipes): nothing can run any more, so
+                # let go of the pipe quietly, as asyncio's transport does
+                self._release(None)
+                return
             self._loop.call_soon(self._call_connection_lost, None)
         # else: StreamTransport's write callback calls connection_lost(None)
         # once the buffer is flushed
