@@ -5,12 +5,12 @@ import asyncio
 def available():
     names = ["asyncio"]
     try:
-        import uvloop  # noqa: F401
+        import uvloop  # noqa: F401 - only whether it imports
         names.append("uvloop")
     except ImportError:
         pass
     try:
-        import uvffi  # noqa: F401
+        import uvffi  # noqa: F401 - only whether it imports
         names.append("uvffi")
     except ImportError:
         pass

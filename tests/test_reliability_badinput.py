@@ -11,7 +11,6 @@ transport an operation makes is closed when the example ends.
 import asyncio
 import concurrent.futures
 import math
-import os
 import signal
 import socket
 import sys

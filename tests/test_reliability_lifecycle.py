@@ -5,15 +5,13 @@ the interpreter run in a child process."""
 import asyncio
 import os
 import socket
-import sys
 import textwrap
 import threading
-import time
 
 import pytest
 
 import uvffi
-from _reliability import collect, open_fds, run_child
+from _reliability import run_child
 
 
 def test_closing_a_loop_with_everything_open_releases_all_fds():

@@ -1,7 +1,6 @@
 """loop.sendfile over TCP/Unix transports: native os.sendfile path,
 offsets/counts, file position, fallback and fallback=False."""
 import asyncio
-import os
 import socket
 import sys
 

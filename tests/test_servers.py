@@ -395,7 +395,6 @@ uvffi.run(main())
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
 def test_real_emfile_is_logged_and_accepting_resumes(tmp_path):
-    import os
     import subprocess
     script = tmp_path / "emfile_server.py"
     script.write_text(_EMFILE_SERVER)

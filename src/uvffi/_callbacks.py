@@ -16,7 +16,7 @@ import threading
 import traceback
 from asyncio.events import _get_running_loop
 
-from ._uv import ffi, lib
+from ._uv import ffi
 
 _driver = threading.local()
 

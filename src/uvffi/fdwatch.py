@@ -182,49 +182,41 @@ class FdWatchMixin:
     # -- the selector-key equivalents the sock_* methods use ------------------
 
     def _add_reader(self, fd, callback, *args):
-        self._check_closed()
-        handle = events.Handle(callback, args, self, None)
-        p = self._fdwatch_get(fd)
-        old = p.reader
-        p.reader = handle
-        self._fdwatch_update(p)
-        if old is not None:
-            old.cancel()
-        return handle
+        return self._fdwatch_add(fd, True, events.Handle(callback, args, self, None))
 
     def _add_writer(self, fd, callback, *args):
+        return self._fdwatch_add(fd, False, events.Handle(callback, args, self, None))
+
+    def _remove_reader(self, fd):
+        return self._fdwatch_remove(fd, True)
+
+    def _remove_writer(self, fd):
+        return self._fdwatch_remove(fd, False)
+
+    def _fdwatch_add(self, fd, reading, handle):
+        """Install *handle* as the fd's reader (or writer); a replaced one is
+        cancelled, as asyncio's selector loop does."""
         self._check_closed()
-        handle = events.Handle(callback, args, self, None)
         p = self._fdwatch_get(fd)
-        old = p.writer
-        p.writer = handle
+        if reading:
+            old, p.reader = p.reader, handle
+        else:
+            old, p.writer = p.writer, handle
         self._fdwatch_update(p)
         if old is not None:
             old.cancel()
         return handle
 
-    def _remove_reader(self, fd):
+    def _fdwatch_remove(self, fd, reading):
         if self.is_closed():
             return False
         p = self._fdwatch_lookup(fd)
         if p is None:
             return False
-        old = p.reader
-        p.reader = None
-        self._fdwatch_update(p)
-        if old is None:
-            return False
-        old.cancel()
-        return True
-
-    def _remove_writer(self, fd):
-        if self.is_closed():
-            return False
-        p = self._fdwatch_lookup(fd)
-        if p is None:
-            return False
-        old = p.writer
-        p.writer = None
+        if reading:
+            old, p.reader = p.reader, None
+        else:
+            old, p.writer = p.writer, None
         self._fdwatch_update(p)
         if old is None:
             return False

@@ -9,7 +9,6 @@ is libuv's: the poll step (``driver.py``), the threadsafe wake-up
 (``uv_async_t``), and the I/O primitives in the mixin modules, one per
 concern.
 """
-import asyncio
 import os
 import threading
 import weakref

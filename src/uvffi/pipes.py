@@ -25,7 +25,7 @@ import sys
 import warnings
 from asyncio import constants, futures, transports
 
-from .transportbase import ReadingMixin
+from .transportbase import ReadingMixin, report_fatal
 from ._uv import ffi, lib
 from .errors import exception_from_uv
 from .poll import Poll, READABLE
@@ -220,16 +220,8 @@ class ReadPipeTransport(ReadingMixin, _PipeMixin, transports.ReadTransport):
 
     def _fatal_error(self, exc, message="Fatal error on pipe transport"):
         # EIO is how a pty master reports that the slave side is gone
-        if isinstance(exc, OSError) and exc.errno == errno.EIO:
-            if self._loop.get_debug():
-                logger.debug("%r: %s", self, message, exc_info=True)
-        else:
-            self._loop.call_exception_handler({
-                "message": message,
-                "exception": exc,
-                "transport": self,
-                "protocol": self._protocol,
-            })
+        report_fatal(self, exc, message,
+                     isinstance(exc, OSError) and exc.errno == errno.EIO)
         self._close(exc)
 
     def _close(self, exc):
@@ -417,16 +409,7 @@ class WritePipeTransport(_PipeMixin, StreamTransport):
     def _fatal_error(self, exc, message="Fatal error on pipe transport"):
         message = message.replace("socket", "pipe")
         self._conn_lost += 1
-        if isinstance(exc, OSError):
-            if self._loop.get_debug():
-                logger.debug("%r: %s", self, message, exc_info=True)
-        else:
-            self._loop.call_exception_handler({
-                "message": message,
-                "exception": exc,
-                "transport": self,
-                "protocol": self._protocol,
-            })
+        report_fatal(self, exc, message, isinstance(exc, OSError))
         self._close(exc)
 
     def _force_close(self, exc):

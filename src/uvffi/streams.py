@@ -21,7 +21,7 @@ import warnings
 from asyncio import base_events, constants, futures, protocols, transports
 
 from ._uv import ffi, lib
-from ._callbacks import def_extern, report
+from ._callbacks import def_extern
 from .errors import exception_from_uv
 from .handles import UVHandle
 from .transportbase import ClosingMixin, ReadingMixin

@@ -11,6 +11,23 @@ import logging
 logger = logging.getLogger("asyncio")
 
 
+def report_fatal(transport, exc, message, quiet):
+    """How asyncio's transports report a fatal error: *quiet* ones (an
+    OSError, usually: the peer went away) only in a debug log, the rest to
+    the loop's exception handler."""
+    loop = transport._loop
+    if quiet:
+        if loop.get_debug():
+            logger.debug("%r: %s", transport, message, exc_info=True)
+    else:
+        loop.call_exception_handler({
+            "message": message,
+            "exception": exc,
+            "transport": transport,
+            "protocol": transport._protocol,
+        })
+
+
 class ReadingMixin:
     """is_closing / is_reading / pause_reading / resume_reading."""
 
@@ -56,16 +73,7 @@ class ClosingMixin:
         self._force_close(None)
 
     def _fatal_error(self, exc, message="Fatal error on transport"):
-        if isinstance(exc, OSError):
-            if self._loop.get_debug():
-                logger.debug("%r: %s", self, message, exc_info=True)
-        else:
-            self._loop.call_exception_handler({
-                "message": message,
-                "exception": exc,
-                "transport": self,
-                "protocol": self._protocol,
-            })
+        report_fatal(self, exc, message, isinstance(exc, OSError))
         self._force_close(exc)
 
     def _force_close(self, exc):
