@@ -58,15 +58,33 @@ class Loop(SchedulerMixin, SignalMixin, FdWatchMixin, SockMethodsMixin, DnsMixin
         # refuses fds that belong to a transport of this loop.
         self._transports = weakref.WeakValueDictionary()
         if foreign_ptr is None:
-            self._uv_loop_mem = ffi.new("uv_loop_t *")
-            rc = lib.uv_loop_init(self._uv_loop_mem)
+            # uvffi_loop_t: the uv_loop_t, then the state of the streams'
+            # batched reads (streams.py: _on_reads)
+            mem = ffi.new("uvffi_loop_t *")
+            read_mem = ffi.new("char[]", lib.uvffi_read_buffer_size())
+            events = ffi.new("int64_t[]", 3 * lib.uvffi_read_events_size())
+            mem.read_buffer = read_mem
+            mem.read_events = events
+            # the check handle's way back to this loop; dropped on close so
+            # that a closed loop is not kept alive by its own handle
+            self_ref = self._reads_ref = ffi.new_handle(self)
+            self._uv_loop_mem = (mem, read_mem, events)
+            self._uv_loop = ffi.cast("uv_loop_t *", mem)
+            rc = lib.uv_loop_init(self._uv_loop)
             if rc < 0:
                 raise exception_from_uv(rc)
-            self._uv_loop = self._uv_loop_mem
+            rc = lib.uvffi_loop_reads_init(self._uv_loop, self_ref)
+            if rc < 0:
+                raise exception_from_uv(rc)
+            self._read_mem = read_mem
+            self._read_view = ffi.buffer(read_mem)
+            self._read_events = memoryview(ffi.buffer(events)).cast("q")
+            self._read_streams = {}  # handle->data as an int -> Stream
             self._uv_owned = True
         else:
             self._uv_loop_mem = None
             self._uv_loop = foreign_ptr
+            self._read_mem = self._read_view = None  # per-thread C buffer
             self._uv_owned = False
         self._uv_wakeup = Timer(self)
         self._uv_wakeup_ptr = self._uv_wakeup.ptr
@@ -94,7 +112,9 @@ class Loop(SchedulerMixin, SignalMixin, FdWatchMixin, SockMethodsMixin, DnsMixin
         if os.getpid() != self._pid:
             # Inherited across fork: the epoll instance is shared with the
             # parent, so touching it would break the parent's loop.
-            _leaked_loops.append((self._uv_loop_mem, self._uv_handles))
+            _leaked_loops.append((self._uv_loop_mem, self._uv_handles,
+                                  getattr(self, "_reads_ref", None)))
+            self._reads_ref = None
             self._uv_loop = None
             return
         self._signals_close()
@@ -115,7 +135,9 @@ class Loop(SchedulerMixin, SignalMixin, FdWatchMixin, SockMethodsMixin, DnsMixin
                 lib.uv_run(ptr, lib.UV_RUN_DEFAULT)
                 rc = lib.uv_loop_close(ptr)
                 if rc < 0:
-                    _leaked_loops.append((self._uv_loop_mem, self._uv_handles))
+                    _leaked_loops.append((self._uv_loop_mem, self._uv_handles,
+                                          self._reads_ref))
+                self._reads_ref = None
             else:
                 self._embedding_teardown()
         finally:

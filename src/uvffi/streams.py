@@ -7,13 +7,15 @@ set by its owner.  ``StreamTransport`` is asyncio's stream transport
 ``Stream``; TCP, Unix sockets, pipes and subprocess pipes subclass it.
 
 Fast paths (GUIDE section 4):
-- reads land in the shim's per-thread buffer (a C alloc callback); one C->Python
-  crossing per read, one ``bytes`` per ``data_received`` as asyncio makes;
+- reads land in the loop's read buffer (a C alloc callback; on a host's loop,
+  the shim's per-thread buffer); one C->Python crossing per read, one
+  ``bytes`` per ``data_received`` as asyncio makes;
 - ``write`` first tries ``uv_try_write`` straight from the caller's buffer;
   only what the kernel did not take is copied into C memory and queued with
   ``uv_write``; while that write is in flight, later writes are coalesced in
   a Python buffer and sent as one request when it completes.
 """
+import collections
 import inspect
 import logging
 import warnings
@@ -50,14 +52,21 @@ class Stream(UVHandle):
     ``on_write(status)``, ``on_shutdown(status)``, ``on_connect(status)`` and
     ``on_connection(status)`` as it needs them.
 
-    Fast path: while ``protocol`` is set (a plain asyncio Protocol that is
-    reading), data goes straight to ``protocol.data_received`` from the
-    libuv callback, and a failure of that call to ``on_data_failed(exc)``.
-    It needs no "is the transport still open" test: every way of closing
-    stops reading first, and libuv calls no read callback after that."""
+    Fast path: while ``protocol`` is set (a plain asyncio Protocol), data
+    goes straight to ``protocol.data_received`` from the read callback (or
+    the loop's read batch, ``_on_reads``), and a failure of that call to
+    ``on_data_failed(exc)``.
+
+    On a loop uvffi created, reads arrive in batches after libuv's poll
+    phase.  A read that was already in the batch when its stream stopped
+    reading (the protocol paused it while an earlier read was delivered,
+    say) is kept in ``backlog`` and delivered, in order and before anything
+    newer, once reading resumes; closing drops it, as asyncio delivers
+    nothing after close()."""
 
     __slots__ = ("on_read", "on_write", "on_shutdown", "on_connect",
-                 "on_connection", "protocol", "on_data_failed", "_reqs")
+                 "on_connection", "protocol", "on_data_failed", "_reqs",
+                 "reading", "backlog", "_batched", "_key")
 
     def __init__(self, loop):
         super().__init__(loop)
@@ -65,15 +74,77 @@ class Stream(UVHandle):
         self.on_connect = self.on_connection = None
         self.protocol = self.on_data_failed = None
         self._reqs = set()  # in-flight requests: alive until their callback
+        self.reading = False
+        self.backlog = None
+        # batched reads find the stream by its handle->data (an int)
+        self._batched = loop._read_view is not None
+        if self._batched:
+            self._key = int(ffi.cast("intptr_t", self._self_ref))
+            loop._read_streams[self._key] = self
 
     def read_start(self):
-        rc = lib.uvffi_read_start(self.ptr)
+        self.reading = True
+        if self.backlog:
+            # held reads first: libuv resumes once they are delivered
+            self.loop.call_soon(self._deliver_backlog)
+            return
+        rc = self._read_start()
         if rc < 0:
             raise exception_from_uv(rc)
 
+    def _read_start(self):
+        if self._batched:
+            rc = lib.uvffi_read_start_own(self.ptr)
+        else:
+            rc = lib.uvffi_read_start(self.ptr)
+        if rc < 0:
+            self.reading = False
+        return rc
+
     def read_stop(self):
+        self.reading = False
         if not self.closing:
             lib.uv_read_stop(self.ptr)
+
+    def hold(self, nread, data):
+        """Keep a batched read for later (see the class docstring)."""
+        if self.backlog is None:
+            self.backlog = collections.deque()
+        self.backlog.append((nread, data))
+        if self.reading and len(self.backlog) == 1:
+            # still reading (its delivery was interrupted): deliver from the
+            # ready queue, libuv paused so that nothing newer overtakes it
+            lib.uv_read_stop(self.ptr)
+            self.loop.call_soon(self._deliver_backlog)
+
+    def _deliver_backlog(self):
+        backlog = self.backlog
+        while backlog and self.reading and not self.closing:
+            nread, data = backlog.popleft()
+            protocol = self.protocol
+            if protocol is not None and nread > 0:
+                try:
+                    protocol.data_received(data)
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    self.on_data_failed(exc)
+            else:
+                self.on_read(nread, _from_buffer(data) if data else ffi.NULL)
+        if self.reading and not self.closing and not backlog:
+            rc = self._read_start()
+            if rc < 0:
+                self.on_read(rc, ffi.NULL)  # reported as a read error
+
+    def close(self):
+        self.reading = False
+        self.backlog = None
+        super().close()
+
+    def _on_close(self):
+        if self._batched:
+            self.loop._read_streams.pop(self._key, None)
+        super()._on_close()
 
     def shutdown(self):
         req = _new("uv_shutdown_t *")
@@ -158,6 +229,44 @@ def _on_read(data, nread, base):
             stream.on_data_failed(exc)
     else:
         stream.on_read(nread, base)
+
+
+@def_extern("_uvffi_on_reads")
+def _on_reads(data, count):
+    """A batch of reads on a loop uvffi created (uvffi_stream.c): per read,
+    the stream's key, nread and the data's offset in the loop's buffer.
+    What _on_read does for one read, without a C->Python call each."""
+    loop = _from_handle(data)
+    view = loop._read_view
+    streams = loop._read_streams
+    # one list of the batch's numbers: cheaper than indexing the C array
+    # (a memoryview) three times per read
+    batch = iter(loop._read_events[:3 * count].tolist())
+    for key, nread, offset in zip(batch, batch, batch):
+        stream = streams[key]
+        if not stream.reading:
+            # stopped while this batch was being delivered
+            if not stream.closing:
+                stream.hold(nread, view[offset:offset + nread] if nread > 0 else None)
+            continue
+        protocol = stream.protocol
+        try:
+            if protocol is not None and nread > 0:
+                try:
+                    protocol.data_received(view[offset:offset + nread])
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    stream.on_data_failed(exc)
+            else:
+                stream.on_read(nread, loop._read_mem + offset)
+        except (SystemExit, KeyboardInterrupt):
+            # leaving the batch: what is left of it waits on its streams
+            for key, nread, offset in zip(batch, batch, batch):
+                stream = streams[key]
+                if not stream.closing:
+                    stream.hold(nread, view[offset:offset + nread] if nread > 0 else None)
+            raise
 
 
 @def_extern("_uvffi_write_cb")

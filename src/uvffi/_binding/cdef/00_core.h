@@ -4,6 +4,8 @@
  * fields we do not name. */
 
 typedef struct uv_loop_s { void *data; ...; } uv_loop_t;
+/* a loop uvffi creates (shim/uvffi_shim.h): uv_loop_t first */
+typedef struct { char *read_buffer; int64_t *read_events; ...; } uvffi_loop_t;
 typedef int... uv_os_sock_t;
 typedef int... uv_file;
 typedef int... uv_pid_t;

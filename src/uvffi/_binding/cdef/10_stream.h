@@ -58,6 +58,8 @@ int uv_tty_init(uv_loop_t *, uv_tty_t *, uv_file fd, int readable);
 /* Reads: the shim's C read callback passes what Python needs and no more
  * (no cdata for the stream or the uv_buf_t). */
 extern "Python" void _uvffi_on_read(void *data, ssize_t nread, char *base);
+/* loops uvffi created: a batch of reads (shim/uvffi_stream.c) */
+extern "Python" void _uvffi_on_reads(void *data, size_t count);
 extern "Python" void _uvffi_write_cb(uv_write_t *req, int status);
 extern "Python" void _uvffi_connect_cb(uv_connect_t *req, int status);
 extern "Python" void _uvffi_shutdown_cb(uv_shutdown_t *req, int status);
@@ -65,6 +67,9 @@ extern "Python" void _uvffi_connection_cb(uv_stream_t *server, int status);
 
 /* shim: uvffi_stream.c */
 int uvffi_read_start(void *stream);
+int uvffi_read_start_own(void *stream);
+int uvffi_loop_reads_init(uv_loop_t *loop, void *data);
+size_t uvffi_read_events_size(void);
 int uvffi_try_write(void *stream, const char *data, size_t len);
 int uvffi_write(uv_write_t *req, void *stream, const char *data, size_t len);
 int uvffi_writev(uv_write_t *req, void *stream, uv_buf_t bufs[], unsigned int nbufs);

@@ -13,3 +13,16 @@
 #  include <arpa/inet.h>
 #  include <netdb.h>
 #endif
+
+/* A loop created by uvffi: libuv's loop, then the state of its batched
+ * reads (uvffi_stream.c).  The uv_loop_t must stay the first member: the
+ * loop is handed around as a uv_loop_t * to libuv and to other C
+ * extensions. */
+typedef struct {
+    uv_loop_t loop;
+    char *read_buffer;     /* UVFFI_READ_BUFFER_SIZE bytes, owned by Python */
+    int64_t *read_events;  /* 3 x UVFFI_READ_EVENTS, owned by Python */
+    size_t read_used;      /* bytes of read_buffer holding this batch */
+    size_t read_count;     /* reads in this batch */
+    uv_check_t read_check; /* hands the batch to Python after the poll */
+} uvffi_loop_t;

@@ -1,0 +1,270 @@
+"""Reads that arrive together: uvffi hands a loop's reads to Python in one
+batch after libuv's poll phase (streams.py: _on_reads).  Whatever a protocol
+does to another transport (or to its own) while a batch is delivered, the
+observable behaviour must stay asyncio's: nothing reaches a paused or
+closed transport, nothing is lost or reordered, and one failing protocol
+leaves the other connections alone.  Each test runs on asyncio's
+SelectorEventLoop too."""
+import asyncio
+import socket
+
+import pytest
+
+
+class Recorder(asyncio.Protocol):
+    """Records what it receives; ``paused`` mirrors the transport's state
+    so that a delivery while paused shows up as a violation."""
+
+    def __init__(self, name, log):
+        self.name = name
+        self.log = log
+        self.data = bytearray()
+        self.paused = False
+        self.violations = []
+        self.eof = False
+        self.lost = asyncio.get_event_loop().create_future()
+        self.on_data = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        if self.paused or self.transport.is_closing():
+            self.violations.append(("data", bytes(data)))
+        self.data += data
+        self.log.append((self.name, len(data)))
+        if self.on_data is not None:
+            self.on_data(self)
+
+    def eof_received(self):
+        if self.paused:
+            self.violations.append(("eof",))
+        self.eof = True
+
+    def connection_lost(self, exc):
+        if not self.lost.done():
+            self.lost.set_result(exc)
+
+    def pause(self):
+        self.paused = True
+        self.transport.pause_reading()
+
+    def resume(self):
+        self.paused = False
+        self.transport.resume_reading()
+
+
+async def _server_pair(loop, n, log):
+    """n accepted connections (server side protocols) and their client
+    sockets, in accept order."""
+    protos = []
+    accepted = asyncio.Queue()
+
+    def factory():
+        p = Recorder("s%d" % len(protos), log)
+        protos.append(p)
+        accepted.put_nowait(p)
+        return p
+
+    server = await loop.create_server(factory, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    clients = []
+    for _ in range(n):
+        c = socket.create_connection(("127.0.0.1", port))
+        c.setblocking(False)
+        clients.append(c)
+        await accepted.get()
+    return server, protos, clients
+
+
+def _send_all(clients, payload):
+    # both kernels' buffers hold it: the next poll sees every connection ready
+    for c in clients:
+        c.sendall(payload)
+
+
+async def _until(pred, timeout=5.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not pred():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.005)
+
+
+def test_pausing_another_transport_mid_batch_holds_its_data(any_loop):
+    async def main():
+        log = []
+        server, protos, clients = await _server_pair(any_loop, 4, log)
+        try:
+            for rnd in range(20):
+                # whichever connection is delivered first pauses all others
+                def pause_others(p):
+                    for q in protos:
+                        if q is not p and not q.paused:
+                            q.pause()
+                for p in protos:
+                    p.on_data = pause_others
+                before = [len(p.data) for p in protos]
+                _send_all(clients, b"x" * 100)
+                await _until(lambda: any(len(p.data) > b for p, b in zip(protos, before)))
+                await asyncio.sleep(0.01)
+                for p in protos:
+                    p.on_data = None
+                for p in protos:
+                    if p.paused:
+                        p.resume()
+                await _until(lambda: all(len(p.data) == b + 100 for p, b in zip(protos, before)))
+            assert [p.violations for p in protos] == [[]] * 4
+        finally:
+            for c in clients:
+                c.close()
+            server.close()
+            await server.wait_closed()
+    any_loop.run_until_complete(main())
+
+
+def test_closing_another_transport_mid_batch_delivers_nothing_more(any_loop):
+    async def main():
+        log = []
+        server, protos, clients = await _server_pair(any_loop, 4, log)
+        try:
+            def close_others(p):
+                for q in protos:
+                    if q is not p:
+                        q.transport.close()
+            for p in protos:
+                p.on_data = close_others
+            _send_all(clients, b"y" * 50)
+            await _until(lambda: any(p.data for p in protos))
+            first = [p for p in protos if p.data]
+            assert len(first) == 1 and bytes(first[0].data) == b"y" * 50
+            others = [p for p in protos if p is not first[0]]
+            await asyncio.wait_for(asyncio.gather(*(p.lost for p in others)), 5)
+            await asyncio.sleep(0.02)
+            assert [p.violations for p in protos] == [[]] * 4
+            assert [bytes(p.data) for p in others] == [b""] * 3
+        finally:
+            for c in clients:
+                c.close()
+            server.close()
+            await server.wait_closed()
+    any_loop.run_until_complete(main())
+
+
+def test_pausing_itself_holds_the_eof_that_came_with_the_data(any_loop):
+    async def main():
+        log = []
+        server, protos, clients = await _server_pair(any_loop, 1, log)
+        p = protos[0]
+        try:
+            p.on_data = lambda p: p.pause()
+            clients[0].sendall(b"z" * 10)
+            clients[0].shutdown(socket.SHUT_WR)
+            await _until(lambda: p.data)
+            await asyncio.sleep(0.05)
+            assert not p.eof  # paused: the EOF waits as asyncio's does
+            p.on_data = None
+            p.resume()
+            await _until(lambda: p.eof)
+            assert bytes(p.data) == b"z" * 10 and p.violations == []
+        finally:
+            clients[0].close()
+            server.close()
+            await server.wait_closed()
+    any_loop.run_until_complete(main())
+
+
+def test_a_failing_protocol_leaves_the_other_connections_alone(any_loop):
+    async def main():
+        errors = []
+        any_loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
+        log = []
+        server, protos, clients = await _server_pair(any_loop, 3, log)
+        try:
+            def boom(p):
+                if p is protos[1]:
+                    raise ZeroDivisionError("protocol bug")
+            for p in protos:
+                p.on_data = boom
+            _send_all(clients, b"w" * 64)
+            await asyncio.wait_for(protos[1].lost, 5)
+            await _until(lambda: len(protos[0].data) == 64 and len(protos[2].data) == 64)
+            for c in (clients[0], clients[2]):
+                c.sendall(b"v" * 8)
+            await _until(lambda: len(protos[0].data) == 72 and len(protos[2].data) == 72)
+            assert [type(c.get("exception")) for c in errors] == [ZeroDivisionError]
+            assert not protos[0].transport.is_closing()
+        finally:
+            for c in clients:
+                c.close()
+            server.close()
+            await server.wait_closed()
+    any_loop.run_until_complete(main())
+
+
+def test_keyboard_interrupt_in_data_received_loses_no_other_data(any_loop):
+    log = []
+    state = {}
+
+    async def setup():
+        state["server"], state["protos"], state["clients"] = await _server_pair(any_loop, 3, log)
+
+    any_loop.run_until_complete(setup())
+    protos, clients = state["protos"], state["clients"]
+    try:
+        fired = []
+
+        def interrupt(p):
+            if not fired:
+                fired.append(p)
+                raise KeyboardInterrupt
+
+        for p in protos:
+            p.on_data = interrupt
+        _send_all(clients, b"k" * 32)
+        with pytest.raises(KeyboardInterrupt):
+            any_loop.run_until_complete(asyncio.sleep(5))
+        for p in protos:
+            p.on_data = None
+
+        async def rest():
+            await _until(lambda: all(len(p.data) == 32 for p in protos))
+        any_loop.run_until_complete(rest())
+        assert [p.violations for p in protos] == [[]] * 3
+        assert sorted(n for _, n in log) == [32, 32, 32]
+    finally:
+        for c in clients:
+            c.close()
+        state["server"].close()
+        any_loop.run_until_complete(state["server"].wait_closed())
+
+
+@pytest.mark.parametrize("size", [100 * 1024, 1024 * 1024])
+def test_large_reads_from_many_connections_arrive_whole_and_in_order(any_loop, size):
+    # more data at once than the loop's read buffer: batches are handed over
+    # early, and every byte still arrives in order
+    async def main():
+        log = []
+        server, protos, clients = await _server_pair(any_loop, 6, log)
+        payloads = [bytes([65 + i]) * size + bytes(range(256)) for i in range(len(clients))]
+        try:
+            pending = list(zip(clients, payloads))
+            while pending:
+                rest = []
+                for c, data in pending:
+                    try:
+                        n = c.send(data)
+                    except BlockingIOError:
+                        n = 0
+                    if n < len(data):
+                        rest.append((c, data[n:]))
+                pending = rest
+                await asyncio.sleep(0)
+            await _until(lambda: all(len(p.data) == len(d) for p, d in zip(protos, payloads)),
+                         timeout=20)
+            assert [bytes(p.data) == d for p, d in zip(protos, payloads)] == [True] * len(protos)
+        finally:
+            for c in clients:
+                c.close()
+            server.close()
+            await server.wait_closed()
+    any_loop.run_until_complete(main())
