@@ -9,7 +9,9 @@ is libuv's: the poll step (``driver.py``), the threadsafe wake-up
 (``uv_async_t``), and the I/O primitives in the mixin modules, one per
 concern.
 """
+import functools
 import os
+import sys
 import threading
 import weakref
 from asyncio import base_events
@@ -32,10 +34,26 @@ from .pipes import PipeMixin
 from .subprocess import SubprocessMixin
 from .embedding import EmbeddingMixin
 
+_PYPY = sys.implementation.name == "pypy"
+# the read buffer is written by the kernel before anyone reads it: zeroing
+# its 1 MiB on every new loop would be wasted work
+_new_unzeroed = ffi.new_allocator(should_clear_after_alloc=False)
+
 # uv_loop_t memory that libuv refused to let go of (uv_loop_close said
 # EBUSY, or the loop was inherited across fork): never freed, since
 # something may still point into it.
 _leaked_loops = []
+
+
+def _batch_reader(events):
+    """A function giving the first n numbers of a read batch as a list.
+    Measured per 15-read batch: on CPython a memoryview's tolist() takes
+    236 ns and ffi.unpack 408 ns; on PyPy tolist() takes 3.4 us and
+    ffi.unpack 0.1 us."""
+    if _PYPY:
+        return functools.partial(ffi.unpack, events)
+    view = memoryview(ffi.buffer(events)).cast("q")
+    return lambda n: view[:n].tolist()
 
 
 class Loop(SchedulerMixin, SignalMixin, FdWatchMixin, SockMethodsMixin, DnsMixin,
@@ -61,7 +79,7 @@ class Loop(SchedulerMixin, SignalMixin, FdWatchMixin, SockMethodsMixin, DnsMixin
             # uvffi_loop_t: the uv_loop_t, then the state of the streams'
             # batched reads (streams.py: _on_reads)
             mem = ffi.new("uvffi_loop_t *")
-            read_mem = ffi.new("char[]", lib.uvffi_read_buffer_size())
+            read_mem = _new_unzeroed("char[]", lib.uvffi_batch_buffer_size())
             events = ffi.new("int64_t[]", 3 * lib.uvffi_read_events_size())
             mem.read_buffer = read_mem
             mem.read_events = events
@@ -78,7 +96,7 @@ class Loop(SchedulerMixin, SignalMixin, FdWatchMixin, SockMethodsMixin, DnsMixin
                 raise exception_from_uv(rc)
             self._read_mem = read_mem
             self._read_view = ffi.buffer(read_mem)
-            self._read_events = memoryview(ffi.buffer(events)).cast("q")
+            self._read_numbers = _batch_reader(events)
             self._read_streams = {}  # handle->data as an int -> Stream
             self._uv_owned = True
         else:

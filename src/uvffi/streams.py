@@ -218,6 +218,12 @@ class TTYStream(Stream):
 @def_extern("_uvffi_on_read")
 def _on_read(data, nread, base):
     stream = _from_handle(data)
+    if not stream.reading:
+        # a large read on a batching loop, whose stream the batch delivered
+        # just before it stopped: kept for later, as _on_reads does
+        if not stream.closing:
+            stream.hold(nread, _unpack(base, nread) if nread > 0 else None)
+        return
     protocol = stream.protocol
     if protocol is not None and nread > 0:
         # one Python frame from libuv to the protocol (Stream's docstring)
@@ -240,8 +246,8 @@ def _on_reads(data, count):
     view = loop._read_view
     streams = loop._read_streams
     # one list of the batch's numbers: cheaper than indexing the C array
-    # (a memoryview) three times per read
-    batch = iter(loop._read_events[:3 * count].tolist())
+    # three times per read
+    batch = iter(loop._read_numbers(3 * count))
     for key, nread, offset in zip(batch, batch, batch):
         stream = streams[key]
         if not stream.reading:

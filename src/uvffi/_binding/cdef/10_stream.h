@@ -70,6 +70,7 @@ int uvffi_read_start(void *stream);
 int uvffi_read_start_own(void *stream);
 int uvffi_loop_reads_init(uv_loop_t *loop, void *data);
 size_t uvffi_read_events_size(void);
+size_t uvffi_batch_buffer_size(void);
 int uvffi_try_write(void *stream, const char *data, size_t len);
 int uvffi_write(uv_write_t *req, void *stream, const char *data, size_t len);
 int uvffi_writev(uv_write_t *req, void *stream, uv_buf_t bufs[], unsigned int nbufs);

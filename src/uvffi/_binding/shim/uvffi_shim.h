@@ -20,7 +20,7 @@
  * extensions. */
 typedef struct {
     uv_loop_t loop;
-    char *read_buffer;     /* UVFFI_READ_BUFFER_SIZE bytes, owned by Python */
+    char *read_buffer;     /* UVFFI_BATCH_BUFFER_SIZE bytes, owned by Python */
     int64_t *read_events;  /* 3 x UVFFI_READ_EVENTS, owned by Python */
     size_t read_used;      /* bytes of read_buffer holding this batch */
     size_t read_count;     /* reads in this batch */
