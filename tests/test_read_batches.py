@@ -268,3 +268,27 @@ def test_large_reads_from_many_connections_arrive_whole_and_in_order(any_loop, s
             server.close()
             await server.wait_closed()
     any_loop.run_until_complete(main())
+
+
+def test_write_after_loop_close_never_reaches_a_reused_fd_number(loop, tmp_path):
+    # writes go straight to the stream's fd (os.write) while libuv has it
+    # open; once libuv closed it, the number may belong to another file
+    async def connect():
+        server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        tr, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+        return server, tr
+    server, tr = loop.run_until_complete(connect())
+    from uvffi import streams
+    if streams._OS_WRITES:
+        assert tr._wstream.wfd >= 0
+    server.close()
+    loop.close()
+    assert tr._wstream.wfd == -1
+    path = tmp_path / "victim"
+    with open(path, "wb") as f:
+        try:
+            tr.write(b"must not land in the file")
+        except RuntimeError:
+            pass  # the closed loop refuses to schedule the error report
+    assert path.read_bytes() == b""

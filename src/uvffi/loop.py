@@ -96,13 +96,14 @@ class Loop(SchedulerMixin, SignalMixin, FdWatchMixin, SockMethodsMixin, DnsMixin
                 raise exception_from_uv(rc)
             self._read_mem = read_mem
             self._read_view = ffi.buffer(read_mem)
+            self._read_mv = memoryview(self._read_view)
             self._read_numbers = _batch_reader(events)
             self._read_streams = {}  # handle->data as an int -> Stream
             self._uv_owned = True
         else:
             self._uv_loop_mem = None
             self._uv_loop = foreign_ptr
-            self._read_mem = self._read_view = None  # per-thread C buffer
+            self._read_mem = self._read_view = self._read_mv = None  # per-thread C buffer
             self._uv_owned = False
         self._uv_wakeup = Timer(self)
         self._uv_wakeup_ptr = self._uv_wakeup.ptr

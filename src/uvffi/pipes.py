@@ -32,7 +32,6 @@ from .poll import Poll, READABLE
 from .streams import PipeStream, StreamTransport, TTYStream, logger
 
 _WINDOWS = sys.platform == "win32"
-_unpack = ffi.unpack
 _UV_EOF = lib.UV_EOF
 
 
@@ -181,9 +180,9 @@ class ReadPipeTransport(ReadingMixin, _PipeMixin, transports.ReadTransport):
             if self._stream is not None:
                 self._stream.read_stop()
 
-    def _on_read(self, nread, base):
+    def _on_read(self, nread, data):
         if nread > 0:
-            data = _unpack(base, nread)  # base: the char * of the data
+            data = bytes(data)  # a view of the loop's buffer: copied out
             try:
                 self._protocol.data_received(data)
             except (SystemExit, KeyboardInterrupt):

@@ -18,6 +18,8 @@ Fast paths (GUIDE section 4):
 import collections
 import inspect
 import logging
+import os
+import sys
 import warnings
 
 from asyncio import base_events, constants, futures, protocols, transports
@@ -33,6 +35,10 @@ logger = logging.getLogger("asyncio")
 _from_handle = ffi.from_handle
 _from_buffer = ffi.from_buffer
 _unpack = ffi.unpack
+_buffer = ffi.buffer
+_memoryview = memoryview
+_os_write = os.write
+_OS_WRITES = os.name == "posix" and sys.implementation.name != "pypy"
 _new = ffi.new
 _memmove = ffi.memmove
 _try_write = lib.uvffi_try_write
@@ -47,8 +53,9 @@ _SERVER_TAKES_TRANSPORT = len(
 
 
 class Stream(UVHandle):
-    """A libuv stream handle.  The owner sets ``on_read(nread, base)`` (base:
-    a ``char *`` to the data when nread > 0),
+    """A libuv stream handle.  The owner sets ``on_read(nread, data)`` (data:
+    a buffer of exactly nread bytes when nread > 0, valid during the call
+    only: copy what must outlive it; else None),
     ``on_write(status)``, ``on_shutdown(status)``, ``on_connect(status)`` and
     ``on_connection(status)`` as it needs them.
 
@@ -66,7 +73,7 @@ class Stream(UVHandle):
 
     __slots__ = ("on_read", "on_write", "on_shutdown", "on_connect",
                  "on_connection", "protocol", "on_data_failed", "_reqs",
-                 "reading", "backlog", "_batched", "_key")
+                 "reading", "backlog", "_batched", "_key", "wfd")
 
     def __init__(self, loop):
         super().__init__(loop)
@@ -76,6 +83,7 @@ class Stream(UVHandle):
         self._reqs = set()  # in-flight requests: alive until their callback
         self.reading = False
         self.backlog = None
+        self.wfd = -1  # see write_fd()
         # batched reads find the stream by its handle->data (an int)
         self._batched = loop._read_view is not None
         if self._batched:
@@ -130,15 +138,30 @@ class Stream(UVHandle):
                 except BaseException as exc:
                     self.on_data_failed(exc)
             else:
-                self.on_read(nread, _from_buffer(data) if data else ffi.NULL)
+                self.on_read(nread, data)
         if self.reading and not self.closing and not backlog:
             rc = self._read_start()
             if rc < 0:
-                self.on_read(rc, ffi.NULL)  # reported as a read error
+                self.on_read(rc, None)  # reported as a read error
+
+    def write_fd(self):
+        """Let writes go straight to the fd (os.write) while the handle is
+        open.  Measured on CPython, per 1 KiB write to /dev/null: os.write
+        256 ns, cffi uv_try_write 360 ns (538 ns with ffi.from_buffer for a
+        memoryview).  Only where libuv's stream is a POSIX fd, and only
+        while nothing is queued in libuv (the caller checks): then
+        uv_try_write is that same write(2).  On PyPy the cffi call is the
+        cheaper one for memoryviews, so it keeps uv_try_write."""
+        if _OS_WRITES and not self.closing:
+            try:
+                self.wfd = self.fileno()
+            except OSError:
+                self.wfd = -1
 
     def close(self):
         self.reading = False
         self.backlog = None
+        self.wfd = -1  # libuv closes the fd now: its number may be reused
         super().close()
 
     def _on_close(self):
@@ -234,7 +257,7 @@ def _on_read(data, nread, base):
         except BaseException as exc:
             stream.on_data_failed(exc)
     else:
-        stream.on_read(nread, base)
+        stream.on_read(nread, _memoryview(_buffer(base, nread)) if nread > 0 else None)
 
 
 @def_extern("_uvffi_on_reads")
@@ -265,7 +288,8 @@ def _on_reads(data, count):
                 except BaseException as exc:
                     stream.on_data_failed(exc)
             else:
-                stream.on_read(nread, loop._read_mem + offset)
+                stream.on_read(nread, loop._read_mv[offset:offset + nread]
+                               if nread > 0 else None)
         except (SystemExit, KeyboardInterrupt):
             # leaving the batch: what is left of it waits on its streams
             for key, nread, offset in zip(batch, batch, batch):
@@ -337,6 +361,9 @@ class StreamTransport(ReadingMixin, ClosingMixin, transports._FlowControlMixin,
         self._eof = False
         self._empty_waiter = None
         self._fd = self._fd_for_registry()
+        # the write fast path's fd: -1 once the handle closes (Stream.close)
+        stream.write_fd()
+        self._wstream = stream
         if server is not None:
             if _SERVER_TAKES_TRANSPORT:
                 server._attach(self)
@@ -419,14 +446,14 @@ class StreamTransport(ReadingMixin, ClosingMixin, transports._FlowControlMixin,
                 self._fatal_error(exception_from_uv(nread),
                                   "Fatal read error on socket transport")
 
-    def _read_data_received(self, nread, base):
+    def _read_data_received(self, nread, data):
         if nread <= 0:
             self._on_read_status(nread)
             return
         if self._conn_lost:
             return
         try:
-            self._protocol.data_received(_unpack(base, nread))
+            self._protocol.data_received(bytes(data))
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -435,17 +462,16 @@ class StreamTransport(ReadingMixin, ClosingMixin, transports._FlowControlMixin,
     def _data_received_failed(self, exc):
         self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
 
-    def _read_into_buffered(self, nread, base):
-        # libuv read into the shim's buffer; copy into the protocol's (one
-        # memmove each), asking for more buffers while data is left: what
-        # asyncio's recv_into loop gives the protocol, in one callback.
+    def _read_into_buffered(self, nread, data):
+        # libuv read into the loop's buffer; copy into the protocol's,
+        # asking for more buffers while data is left: what asyncio's
+        # recv_into loop gives the protocol, in one callback.
         if nread <= 0:
             self._on_read_status(nread)
             return
         if self._conn_lost:
             return
         protocol = self._protocol
-        src = base
         offset = 0
         while offset < nread:
             try:
@@ -463,7 +489,12 @@ class StreamTransport(ReadingMixin, ClosingMixin, transports._FlowControlMixin,
             if n > size:
                 n = size
             try:
-                _memmove(target, src + offset if offset else src, n)
+                try:
+                    # bytearray / byte memoryview: one memcpy, no cdata
+                    target[:n] = data[offset:offset + n] if n != nread else data
+                except (TypeError, ValueError):
+                    # any other writable buffer (another item format, ...)
+                    _memmove(target, bytes(data[offset:offset + n]), n)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
@@ -498,7 +529,8 @@ class StreamTransport(ReadingMixin, ClosingMixin, transports._FlowControlMixin,
     # -- writing -------------------------------------------------------------------
 
     def write(self, data):
-        if type(data) is not bytes and not isinstance(data, (bytes, bytearray, memoryview)):
+        if (type(data) is not bytes and type(data) is not memoryview
+                and not isinstance(data, (bytes, bytearray, memoryview))):
             raise TypeError(f"data argument must be a bytes-like object, "
                             f"not {type(data).__name__!r}")
         if self._eof:
@@ -517,9 +549,22 @@ class StreamTransport(ReadingMixin, ClosingMixin, transports._FlowControlMixin,
             # Fast path: straight from the caller's buffer, no copy.
             if type(data) is bytes:
                 size = len(data)
+            else:
+                size = data.nbytes if type(data) is memoryview else memoryview(data).nbytes
+            wfd = self._wstream.wfd
+            if wfd >= 0:
+                try:
+                    n = _os_write(wfd, data)
+                except (BlockingIOError, InterruptedError):
+                    n = 0
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    self._fatal_error(exc, "Fatal write error on socket transport")
+                    return
+            elif type(data) is bytes:
                 n = _try_write(self._ptr, data, size)
             else:
-                size = data.nbytes if type(data) is memoryview else len(data)
                 n = _try_write(self._ptr, _from_buffer(data), size)
             if n == size:
                 return
