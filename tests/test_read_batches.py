@@ -292,3 +292,46 @@ def test_write_after_loop_close_never_reaches_a_reused_fd_number(loop, tmp_path)
         except RuntimeError:
             pass  # the closed loop refuses to schedule the error report
     assert path.read_bytes() == b""
+
+
+class SmallBuffers(asyncio.BufferedProtocol):
+    """Hands out small buffers of a given kind: every read is copied in
+    several pieces, at offsets into the loop's read buffer."""
+
+    def __init__(self, kind, size):
+        self.kind = kind
+        self.size = size
+        self.received = bytearray()
+        self.done = asyncio.get_event_loop().create_future()
+
+    def get_buffer(self, sizehint):
+        self.buf = bytearray(self.size)
+        return self.buf if self.kind == "bytearray" else memoryview(self.buf)
+
+    def buffer_updated(self, nbytes):
+        self.received += self.buf[:nbytes]
+
+    def eof_received(self):
+        self.done.set_result(bytes(self.received))
+
+
+@pytest.mark.parametrize("kind", ["bytearray", "memoryview"])
+@pytest.mark.parametrize("size", [7, 4096])
+def test_buffered_protocol_gets_every_byte_through_small_buffers(any_loop, kind, size):
+    payload = bytes(range(256)) * 200 + b"tail"
+
+    async def main():
+        proto = SmallBuffers(kind, size)
+        server = await any_loop.create_server(lambda: proto, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        c = socket.create_connection(("127.0.0.1", port))
+        try:
+            c.sendall(payload)
+            c.shutdown(socket.SHUT_WR)
+            got = await asyncio.wait_for(proto.done, 10)
+        finally:
+            c.close()
+            server.close()
+            await server.wait_closed()
+        assert got == payload
+    any_loop.run_until_complete(main())

@@ -38,7 +38,8 @@ _unpack = ffi.unpack
 _buffer = ffi.buffer
 _memoryview = memoryview
 _os_write = os.write
-_OS_WRITES = os.name == "posix" and sys.implementation.name != "pypy"
+_PYPY = sys.implementation.name == "pypy"
+_OS_WRITES = os.name == "posix" and not _PYPY
 _new = ffi.new
 _memmove = ffi.memmove
 _try_write = lib.uvffi_try_write
@@ -489,12 +490,16 @@ class StreamTransport(ReadingMixin, ClosingMixin, transports._FlowControlMixin,
             if n > size:
                 n = size
             try:
-                try:
-                    # bytearray / byte memoryview: one memcpy, no cdata
-                    target[:n] = data[offset:offset + n] if n != nread else data
-                except (TypeError, ValueError):
-                    # any other writable buffer (another item format, ...)
-                    _memmove(target, bytes(data[offset:offset + n]), n)
+                if _PYPY:
+                    # PyPy: ffi.memmove 93 ns per KiB, slice assignment 760
+                    _memmove(target, data[offset:] if offset else data, n)
+                else:
+                    try:
+                        # CPython: slice assignment 57 ns, ffi.memmove 130
+                        target[:n] = data[offset:offset + n] if n != nread else data
+                    except (TypeError, ValueError):
+                        # other writable buffers (another item format, ...)
+                        _memmove(target, bytes(data[offset:offset + n]), n)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
