@@ -393,7 +393,7 @@ def rng_delay(_r=random.Random(3)):
 
 
 def _live_timers(loop):
-    return [entry[2] for entry in loop._scheduled]
+    return list(loop._scheduled)
 
 
 def test_cancelled_getaddrinfo_leaves_no_request(loop):

@@ -374,8 +374,9 @@ class EmbeddingMixin:
         if g.idle_on:
             g.idle.stop()
             g.idle_on = False
-        if self._scheduled:
-            delay = min(self._scheduled[0][0] - self.time(), _MAX_TIMEOUT)
+        when = self._scheduled.peek_when()
+        if when is not None:
+            delay = min(when - self.time(), _MAX_TIMEOUT)
             ms = math.ceil(delay * 1000.0) if delay > 0 else 0
             lib.uvffi_timer_start_noop(g.timer.ptr, ms)
             g.timer_on = True

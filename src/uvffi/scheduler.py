@@ -6,29 +6,24 @@ call_soon ran at 0.77x asyncio's speed, because every iteration paid for the
 generic ``_run_once`` body, a ``select`` wrapper and thread-local
 bookkeeping.  What differs from CPython's code, and why:
 
-- On CPython the timer heap holds ``(when, seq, TimerHandle)`` tuples: heap
-  operations then compare floats in C instead of calling
-  ``TimerHandle.__lt__`` in Python ~log2(n) times per push and pop (a push
-  and pop of 50k timers: 1.44 -> 0.64 us each).  ``seq`` makes timers with
-  equal deadlines run in the order they were scheduled.  On PyPy the JIT
-  inlines ``__lt__`` and tuple comparison is the slow one (1.04 vs 2.06 us),
-  so there the heap holds the handles, as asyncio's does; ``TimerHandle``
-  answers ``entry[0]``/``entry[2]`` so that one code path serves both.
+- Timers wait in a ``TimerQueue`` (timerqueue.py: millisecond buckets) and
+  not in a heap of handles: asyncio's heap calls ``TimerHandle.__lt__`` in
+  Python ~log2(n) times per push and pop.  Timers with equal deadlines run
+  in the order they were scheduled.
 - Debug-mode checks (thread, callback type, slow callbacks, source
   tracebacks) are exactly BaseEventLoop's, but cost nothing when debug is off.
 """
 import contextvars
 import heapq
 import math
-import sys
 import time
 from asyncio import base_events, events, format_helpers
 
+from .timerqueue import TimerQueue
+
 _heappush = heapq.heappush
-_heappop = heapq.heappop
 _monotonic = time.monotonic
 _copy_context = contextvars.copy_context
-_TUPLE_HEAP = sys.implementation.name != "pypy"
 _MAXIMUM_SELECT_TIMEOUT = base_events.MAXIMUM_SELECT_TIMEOUT
 _MIN_SCHEDULED = base_events._MIN_SCHEDULED_TIMER_HANDLES
 _MIN_CANCELLED_FRACTION = base_events._MIN_CANCELLED_TIMER_HANDLES_FRACTION
@@ -72,11 +67,6 @@ class TimerHandle(events.TimerHandle):
         self._when = when
         self._scheduled = False
 
-    def __getitem__(self, index):
-        # On PyPy the heap entry is the handle: entry[0] is its deadline,
-        # entry[2] the handle, as in CPython's (when, seq, handle) tuples.
-        return self._when if index == 0 else self
-
 
 def _debug_timer_handle(when, callback, args, loop, context):
     """A TimerHandle with asyncio's full (debug-mode) initialisation."""
@@ -103,7 +93,9 @@ def report_callback_exception(loop, handle, exc):
 
 class SchedulerMixin:
 
-    _timer_seq = 0
+    def __init__(self):
+        super().__init__()
+        self._scheduled = TimerQueue()  # instead of BaseEventLoop's list
 
     # time() is asyncio's clock; a staticmethod saves a Python frame per call.
     time = staticmethod(_monotonic)
@@ -127,11 +119,23 @@ class SchedulerMixin:
         # call_at's fast path, inlined: one frame and one *args repack less
         when = _monotonic() + delay
         timer = TimerHandle(when, callback, args, self, context)
-        if _TUPLE_HEAP:
-            seq = self._timer_seq = self._timer_seq + 1
-            _heappush(self._scheduled, (when, seq, timer))
+        # TimerQueue.push, inlined for the common case (a finite deadline)
+        q = self._scheduled
+        if q.heap is None:
+            try:
+                key = int(when * 1000.0)
+            except Exception:  # noqa: BLE001 - inf, NaN...: push() sorts it out
+                q.push(timer)
+            else:
+                bucket = q.buckets.get(key)
+                if bucket is None:
+                    q.buckets[key] = [timer]
+                    _heappush(q.keys, key)
+                else:
+                    bucket.append(timer)
+                q.n += 1
         else:
-            _heappush(self._scheduled, timer)
+            q.push(timer)
         timer._scheduled = True
         return timer
 
@@ -148,51 +152,28 @@ class SchedulerMixin:
                 del timer._source_traceback[-1]
         else:
             timer = TimerHandle(when, callback, args, self, context)
-        if _TUPLE_HEAP:
-            seq = self._timer_seq = self._timer_seq + 1
-            _heappush(self._scheduled, (when, seq, timer))
-        else:
-            _heappush(self._scheduled, timer)
+        self._scheduled.push(timer)
         timer._scheduled = True
         return timer
 
     def _next_timer_when(self):
         """Deadline of the earliest live timer, or None (cancelled heads dropped)."""
-        sched = self._scheduled
-        while sched and sched[0][2]._cancelled:
-            self._timer_cancelled_count -= 1
-            _heappop(sched)[2]._scheduled = False
-        return sched[0][0] if sched else None
+        dropped, when = self._scheduled.drop_cancelled_heads()
+        if dropped:
+            self._timer_cancelled_count -= dropped
+        return when
 
     def _drop_cancelled_timers(self):
-        sched = self._scheduled
-        n = len(sched)
+        # asyncio's heuristic: rebuild when over half of many timers are cancelled
+        n = self._scheduled.n
         if n > _MIN_SCHEDULED and self._timer_cancelled_count / n > _MIN_CANCELLED_FRACTION:
-            live = []
-            for entry in sched:
-                if entry[2]._cancelled:
-                    entry[2]._scheduled = False
-                else:
-                    live.append(entry)
-            heapq.heapify(live)
-            self._scheduled = live
+            self._scheduled.drop_cancelled()
             self._timer_cancelled_count = 0
-
-    def _move_due_timers(self):
-        sched = self._scheduled
-        ready = self._ready
-        end_time = _monotonic() + self._clock_resolution
-        # "not >=" rather than "<", as asyncio writes it: a NaN deadline
-        # (call_later(nan)) is then due at once instead of never, which left
-        # the loop spinning at 100% CPU with a zero poll timeout.
-        while sched and not sched[0][0] >= end_time:
-            timer = _heappop(sched)[2]
-            timer._scheduled = False
-            ready.append(timer)
 
     def _run_once(self):
         ready = self._ready
-        if self._scheduled:
+        q = self._scheduled
+        if q.n:
             self._drop_cancelled_timers()
             when = self._next_timer_when()
         else:
@@ -206,8 +187,8 @@ class SchedulerMixin:
 
         self._selector.select(timeout)
 
-        if self._scheduled:
-            self._move_due_timers()
+        if q.n:
+            q.move_due(ready, _monotonic() + self._clock_resolution)
 
         # Run the callbacks that are ready now; those they schedule wait for
         # the next iteration (after another poll), as in asyncio.

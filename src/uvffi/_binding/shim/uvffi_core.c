@@ -6,14 +6,22 @@ static void _uvffi_close_cb(uv_handle_t *handle);   /* extern "Python" */
 
 /* The wake-up timer and the threadsafe async handle only have to make
  * uv_run return; the Python side does the work after it has returned. */
-static void uvffi__noop_timer_cb(uv_timer_t *t) { (void)t; }
 static void uvffi__noop_async_cb(uv_async_t *a) { (void)a; }
 static void uvffi__noop_close_cb(uv_handle_t *h) { (void)h; }
+
+/* The run-once wake-up timer stops uv_run.  libuv 1.44's UV_RUN_ONCE runs
+ * due timers *before* it polls (uv_run updates loop->time again): when the
+ * millisecond clock ticked between our uv_update_time and that one, a 1 ms
+ * wake-up fired there, no timer was left, and the poll blocked forever
+ * (seen as an intermittent hang of a loop of asyncio.sleep(0.0005) on PyPy).
+ * uv_stop makes that poll not block; uv_run clears the flag on return. */
+static void uvffi__wakeup_timer_cb(uv_timer_t *t) { uv_stop(t->loop); }
 
 /* One iteration of the loop: sleep at most timeout_ms (-1: until an event,
  * 0: do not block), run what is due, return.  One Python->C crossing. */
 static int uvffi_run_once(uv_loop_t *loop, uv_timer_t *wakeup, int64_t timeout_ms)
 {
+    int r;
     if (timeout_ms == 0) {
         if (uv_is_active((uv_handle_t *)wakeup))
             uv_timer_stop(wakeup);
@@ -23,11 +31,16 @@ static int uvffi_run_once(uv_loop_t *loop, uv_timer_t *wakeup, int64_t timeout_m
         /* loop->time was cached at the start of the last iteration; the
          * Python callbacks that ran since make it stale. */
         uv_update_time(loop);
-        uv_timer_start(wakeup, uvffi__noop_timer_cb, (uint64_t)timeout_ms, 0);
+        uv_timer_start(wakeup, uvffi__wakeup_timer_cb, (uint64_t)timeout_ms, 0);
     } else if (uv_is_active((uv_handle_t *)wakeup)) {
         uv_timer_stop(wakeup);
     }
-    return uv_run(loop, UV_RUN_ONCE);
+    r = uv_run(loop, UV_RUN_ONCE);
+    /* Woken by I/O first: the wake-up must not fire (and uv_stop) in a uv_run
+     * of someone else's, e.g. a host loop in guest mode. */
+    if (uv_is_active((uv_handle_t *)wakeup))
+        uv_timer_stop(wakeup);
+    return r;
 }
 
 /* uvffi_run_once(loop, wakeup, 0) for a loop uvffi created: one
