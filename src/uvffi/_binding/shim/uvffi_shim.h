@@ -12,4 +12,9 @@
 #  include <netinet/in.h>
 #  include <arpa/inet.h>
 #  include <netdb.h>
+#  include <sys/stat.h>
+#  include <errno.h>
+#  ifdef __linux__
+#    include <sys/epoll.h>
+#  endif
 #endif
