@@ -20,12 +20,30 @@ Two libuv traits need care:
 * ``uv_poll_init`` switches the fd to non-blocking mode; asyncio's
   ``add_reader`` leaves the mode alone, so we put a blocking fd back.
 
-When an fd has neither reader nor writer left its poll handle is closed at
-once, while the fd is certainly still the caller's.  (Keeping it stopped
-for reuse was measured faster for the ``sock_*`` methods, but closing it
-later, when the number may belong to another handle of the loop, would
-``EPOLL_CTL_DEL`` that other handle's registration: libuv's close of a
-poll always unregisters its fd number.)
+When an fd has neither reader nor writer left its poll is kept *idle* until
+the guard's next run, which closes it: the ``sock_*`` methods remove their
+reader when the call completes and the task usually adds it again in the
+same batch of callbacks, and a fresh poll per wait cost a handle
+allocation, a close callback, an fcntl, an ioctl and seven ``epoll_ctl``
+(strace; asyncio's selector needs two). On Linux an idle poll is *parked*
+(``uvffi_poll_park``): its fd leaves epoll at once, by one
+``EPOLL_CTL_DEL`` while the fd is certainly still the caller's (as
+asyncio's ``unregister``: a file that outlives the fd, through a dup or a
+fork, would otherwise keep firing), while libuv still counts the poll as
+started; taking it back is one synchronous ``EPOLL_CTL_ADD``, which raises
+epoll's own errors. Elsewhere, or when libuv still has a change queued, the
+idle poll is stopped, and taken back only for the same socket
+(``uvffi_fd_same``).
+
+An idle poll must not outlive the batch: a parked one holds libuv's slot
+for its fd number, and closing a poll unregisters whatever file has that
+number.  The guard closes them right before libuv's poll phase, the only
+place where registrations reach epoll, so a handle that took the number
+meanwhile is not registered yet.  Handles that take the number before
+that are opened by uvffi: the paths where libuv checks for a duplicate
+(``uv_*_open``, ``uv_poll_init``) evict the idle poll on EEXIST, the others
+(accept, spawn, tty, sockets libuv creates) call ``_fdwatch_flush_idle``
+first.
 """
 import os
 import select
@@ -33,6 +51,7 @@ import sys
 from asyncio import events
 
 from . import poll as _poll
+from ._uv import ffi, lib
 from .handles import Prepare
 
 _READABLE = _poll.READABLE
@@ -59,7 +78,7 @@ def _fileobj_to_fd(fileobj):
 class _FdPoll(_poll.Poll):
     """The poll handle of one watched fd and its reader/writer Handles."""
 
-    __slots__ = ("reader", "writer", "stale")
+    __slots__ = ("reader", "writer", "stale", "idle", "parked", "ident")
 
     def __init__(self, loop, fd):
         if not _WINDOWS:
@@ -71,9 +90,21 @@ class _FdPoll(_poll.Poll):
         self.writer = None
         # started, but the fd was found unregistrable before libuv got to it
         self.stale = False
+        # neither reader nor writer: closed by the next guard run
+        self.idle = False
+        # idle, out of epoll, but started for libuv (with self.events)
+        self.parked = False
+        # (st_dev, st_ino) of the fd when last found registrable
+        self.ident = ffi.new("uint64_t[2]")
 
     def _on_event(self, status, events):
         loop = self.loop
+        if self.idle:
+            # an event libuv had already collected before the park
+            if status < 0:  # libuv stopped the handle: no longer parked
+                self.parked = False
+                self.events = 0
+            return
         if status < 0:
             # POLLERR: a selector reports the fd both readable and writable
             # (level-triggered, so again on every poll).  libuv has stopped
@@ -142,7 +173,9 @@ class FdWatchMixin:
 
     _fd_watches = None        # fd -> _FdPoll
     _fd_pending = None        # polls started since libuv last polled
+    _fd_idle = None           # idle polls (parked or stopped), for reuse
     _fd_guard = None          # the _FdGuard that checks them
+    _fd_guard_armed = False
 
     # -- public API (argument checks first, as selector_events does) -----------
 
@@ -197,7 +230,7 @@ class FdWatchMixin:
         """Install *handle* as the fd's reader (or writer); a replaced one is
         cancelled, as asyncio's selector loop does."""
         self._check_closed()
-        p = self._fdwatch_get(fd)
+        p = self._fdwatch_get(fd, _READABLE if reading else _WRITABLE)
         if reading:
             old, p.reader = p.reader, handle
         else:
@@ -234,22 +267,43 @@ class FdWatchMixin:
             return None
         return watches.get(fd)
 
-    def _fdwatch_get(self, fileobj):
+    def _fdwatch_get(self, fileobj, mask):
         fd = fileobj if isinstance(fileobj, int) and fileobj >= 0 \
             else _fileobj_to_fd(fileobj)
         watches = self._fd_watches
         if watches is None:
             watches = self._fd_watches = {}
         p = watches.get(fd)
+        if p is not None and p.idle and not self._fdwatch_unidle(p, mask):
+            # the fd cannot take the idle poll back (closed, now another
+            # file...): start over, so that epoll's EBADF/EPERM come now
+            self._fdwatch_evict_stale(fd)
+            p = None
         if p is None:
             p = _FdPoll(self, fd)  # OSError (EBADF, EPERM...) as epoll gives
             watches[fd] = p
         return p
 
+    def _fdwatch_unidle(self, p, mask):
+        """Take an idle poll back for *mask*; False if it must be replaced."""
+        if p.parked:
+            if mask != p.events or lib.uvffi_poll_unpark(p.ptr) < 0:
+                return False
+            p.parked = False
+        elif lib.uvffi_fd_same(p.fd, p.ident) <= 0:
+            return False  # not the socket watched before (or closed)
+        # (a stopped poll is restarted by _fdwatch_update)
+        p.idle = False
+        idle = self._fd_idle
+        idle.discard(p)
+        if not idle and not self._fd_pending and self._fd_guard_armed:
+            self._fd_guard.stop()  # nothing left for it to do
+            self._fd_guard_armed = False
+        return True
+
     def _fdwatch_update(self, p):
-        """Make the poll's mask match its reader/writer; close it when both
-        are gone (a later add creates a fresh one: the fd may be another
-        file by then)."""
+        """Make the poll's mask match its reader/writer; when both are gone
+        stop it, idle until the guard closes it (Windows: close it now)."""
         mask = 0
         if p.reader is not None:
             mask = _READABLE
@@ -258,6 +312,22 @@ class FdWatchMixin:
         if mask == p.events and not p.stale:
             return
         if mask == 0:
+            if not _WINDOWS:
+                if p.stale or lib.uvffi_poll_park(p.ptr) < 0:
+                    p.stop()
+                    p.stale = False
+                    pending = self._fd_pending
+                    if pending:
+                        pending.discard(p)
+                else:
+                    p.parked = True
+                p.idle = True
+                idle = self._fd_idle
+                if idle is None:
+                    idle = self._fd_idle = set()
+                idle.add(p)
+                self._fdwatch_arm()
+                return
             del self._fd_watches[p.fd]
             p.close()  # uv_poll_stop on a closed fd is harmless (EPOLL_CTL_DEL ignored)
             pending = self._fd_pending
@@ -293,8 +363,28 @@ class FdWatchMixin:
         p.reader = p.writer = None
         if self._fd_pending:
             self._fd_pending.discard(p)
+        if p.idle:
+            p.idle = p.parked = False
+            self._fd_idle.discard(p)
         p.close()
         return True
+
+    def _fdwatch_flush_idle(self):
+        """Close the idle polls (see the module docstring)."""
+        idle = self._fd_idle
+        if not idle:
+            return
+        polls = list(idle)
+        idle.clear()
+        watches = self._fd_watches
+        pending = self._fd_pending
+        for p in polls:
+            p.idle = p.parked = False
+            if watches.get(p.fd) is p:
+                del watches[p.fd]
+            if pending:
+                pending.discard(p)
+            p.close()
 
     def _fdwatch_guard(self):
         guard = self._fd_guard
@@ -307,24 +397,47 @@ class FdWatchMixin:
         p.start(mask)
         if _WINDOWS:
             return
+        self._fdwatch_pending(p)
+
+    def _fdwatch_pending(self, p):
         pending = self._fd_pending
         if pending is None:
             pending = self._fd_pending = set()
-        if not pending:
-            self._fdwatch_guard().start()
         pending.add(p)
+        self._fdwatch_arm()
+
+    def _fdwatch_arm(self):
+        guard = self._fd_guard
+        if guard is None or guard.closing:
+            guard = self._fdwatch_guard()
+            self._fd_guard_armed = False
+        if not self._fd_guard_armed:
+            guard.start()
+            self._fd_guard_armed = True
 
     def _fdwatch_check(self):
         """uv_prepare callback: right before libuv registers the polls
-        started since the last iteration, drop those it would abort on."""
-        pending = self._fd_pending
+        started since the last iteration, drop those it would abort on,
+        and close the idle ones."""
         guard = self._fd_guard
         guard.stop()
+        self._fd_guard_armed = False
+        self._fdwatch_flush_idle()
+        pending = self._fd_pending
         if not pending:
             return
         polls = list(pending)
         pending.clear()
+        fd_same = lib.uvffi_fd_same
         for p in polls:
-            if not p.closing and p.events and guard.probe(p.fd) is not None:
-                p.stop()
-                p.stale = True
+            if p.closing or not p.events:
+                continue
+            ident = p.ident
+            same = fd_same(p.fd, ident)  # records the identity when new
+            if same > 0:
+                continue  # the socket found registrable before: so it is now
+            if same == 0 and guard.probe(p.fd) is None:
+                continue
+            ident[0] = ident[1] = 0  # never "the same" as a refused fd
+            p.stop()
+            p.stale = True

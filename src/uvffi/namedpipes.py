@@ -64,6 +64,7 @@ class PipeListener:
         self._path = path
         self._stream = PipeStream(loop)
         try:
+            loop._fdwatch_flush_idle()  # libuv opens the socket unchecked
             rc = lib.uv_pipe_bind(self._stream.ptr, os.fsencode(path))
             if rc < 0:
                 raise exception_from_uv(rc, path)
@@ -160,6 +161,7 @@ class NamedPipeMixin:
         stream.on_connect = on_connect
         req = ffi.new("uv_connect_t *")
         stream._reqs.add(req)  # alive until the connect callback
+        self._fdwatch_flush_idle()  # libuv opens the socket unchecked
         lib.uvffi_pipe_connect(req, stream.ptr, os.fsencode(path))
         try:
             status = await connected

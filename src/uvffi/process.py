@@ -72,6 +72,8 @@ class ProcessHandle(UVHandle):
 
     def spawn(self, options):
         """uv_spawn; returns libuv's code (0 or a negative error)."""
+        # libuv may open fds (its SIGCHLD pipe) without its duplicate check
+        self.loop._fdwatch_flush_idle()
         rc = lib.uv_spawn(self.loop._uv_loop, self.ptr, options)
         if ffi.cast("uv_handle_t *", self.ptr).type == lib.UV_PROCESS:
             # Initialised (even when the spawn failed): libuv has it in its

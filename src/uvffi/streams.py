@@ -183,6 +183,9 @@ class Stream(UVHandle):
             raise exception_from_uv(rc)
 
     def accept(self, client):
+        # uv_accept adopts the accepted fd without libuv's duplicate check:
+        # an idle add_reader poll must not hold its number (fdwatch.py)
+        self.loop._fdwatch_flush_idle()
         rc = lib.uv_accept(self.ptr, client.ptr)
         if rc < 0:
             raise exception_from_uv(rc)
@@ -201,6 +204,7 @@ class TCPStream(Stream):
     def __init__(self, loop, flags=0):
         super().__init__(loop)
         if flags:
+            loop._fdwatch_flush_idle()  # libuv opens a socket unchecked
             rc = lib.uv_tcp_init_ex(loop._uv_loop, self.ptr, flags)
         else:
             rc = lib.uv_tcp_init(loop._uv_loop, self.ptr)
@@ -232,6 +236,7 @@ class TTYStream(Stream):
 
     def __init__(self, loop, fd, readable):
         super().__init__(loop)
+        loop._fdwatch_flush_idle()  # uv_tty_init may reopen the tty unchecked
         self._init_done(lib.uv_tty_init(loop._uv_loop, self.ptr, fd, 1 if readable else 0))
 
 

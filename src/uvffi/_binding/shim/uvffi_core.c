@@ -85,6 +85,81 @@ static int uvffi_poll_start(uv_poll_t *handle, int events)
     return uv_poll_start(handle, events, _uvffi_poll_cb);
 }
 
+/* Whether fd is still the socket whose identity (st_dev, st_ino) is in
+ * id[2]: 1 if so, 0 if not (id then takes the fd's current identity),
+ * -errno if fstat fails (closed fd).  fdwatch.py keeps a poll started
+ * across remove_reader/add_reader pairs; libuv then issues no epoll_ctl,
+ * which is only right while the number still names the file registered.
+ * Only sockets count as "the same": their inode belongs to one open file,
+ * whereas a FIFO or tty reopened gets a new open file with the old inode. */
+static int uvffi_fd_same(int fd, uint64_t *id)
+{
+#ifdef _WIN32
+    (void)fd; (void)id;
+    return 0;
+#else
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    if (S_ISSOCK(st.st_mode) && id[0] == (uint64_t)st.st_dev
+            && id[1] == (uint64_t)st.st_ino)
+        return 1;
+    id[0] = (uint64_t)st.st_dev;
+    id[1] = (uint64_t)st.st_ino;
+    return 0;
+#endif
+}
+
+/* Parking a poll: asyncio's remove_reader + add_reader pair done as the
+ * selector does it, one synchronous EPOLL_CTL_DEL and one EPOLL_CTL_ADD,
+ * while libuv's bookkeeping keeps the poll started with its mask.  Through
+ * libuv the pair costs more: uv_poll_stop deletes, uv_poll_start deletes
+ * again and defers the add, which then needs a check of the fd before
+ * libuv's poll phase (libuv aborts if that add fails).  Linux only: the
+ * epoll_event is built as libuv's epoll backend builds it (events =
+ * pevents, data.fd = fd); elsewhere UV_ENOSYS and fdwatch.py stops and
+ * restarts the poll through libuv.
+ *
+ * park: only for a settled poll (libuv registered its mask and has no change
+ * queued; an empty queue node points to itself): else UV_EAGAIN. */
+static int uvffi_poll_park(uv_poll_t *handle)
+{
+#ifdef __linux__
+    uv__io_t *w = &handle->io_watcher;
+    struct epoll_event e;
+    if (w->events == 0 || w->events != w->pevents
+            || *(void **)&w->watcher_queue != (void *)&w->watcher_queue)
+        return UV_EAGAIN;
+    memset(&e, 0, sizeof e);
+    if (epoll_ctl(uv_backend_fd(handle->loop), EPOLL_CTL_DEL, w->fd, &e) < 0)
+        return -errno;
+    return 0;
+#else
+    (void)handle;
+    return UV_ENOSYS;
+#endif
+}
+
+/* unpark: register the fd again with the parked mask; epoll's error (EBADF:
+ * closed, EPERM: a regular file...) is returned as asyncio's add_reader
+ * would raise it, and the poll then stays parked. */
+static int uvffi_poll_unpark(uv_poll_t *handle)
+{
+#ifdef __linux__
+    uv__io_t *w = &handle->io_watcher;
+    struct epoll_event e;
+    memset(&e, 0, sizeof e);
+    e.events = w->pevents;
+    e.data.fd = w->fd;
+    if (epoll_ctl(uv_backend_fd(handle->loop), EPOLL_CTL_ADD, w->fd, &e) < 0)
+        return -errno;
+    return 0;
+#else
+    (void)handle;
+    return UV_ENOSYS;
+#endif
+}
+
 static int uvffi_fileno(void *handle, int64_t *fd)
 {
     uv_os_fd_t f;

@@ -12,6 +12,11 @@
 #  include <netinet/in.h>
 #  include <arpa/inet.h>
 #  include <netdb.h>
+#  include <sys/stat.h>
+#  include <errno.h>
+#  ifdef __linux__
+#    include <sys/epoll.h>
+#  endif
 #endif
 
 /* A loop created by uvffi: libuv's loop, then the state of its batched
