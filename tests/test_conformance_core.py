@@ -208,7 +208,10 @@ def test_task_groups_and_timeouts_are_identical():
         log = []
 
         async def work(n):
-            await asyncio.sleep(0.001 * n)
+            # 20 ms apart: timers 1 ms apart fired in one iteration when the
+            # machine stalled for a millisecond, on either loop (a test
+            # race: "4" was then logged before the group cancelled it)
+            await asyncio.sleep(0.02 * n)
             log.append(n)
             if n == 3:
                 raise ValueError("three")

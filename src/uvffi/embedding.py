@@ -223,6 +223,7 @@ class EmbeddingMixin:
         thread_id = threading.get_ident()
         g.saved_selector = self._selector
         self._selector = _GUEST_SELECTOR
+        self._uv_nowait = None  # _run_once must not poll libuv itself either
         self._thread_id = thread_id
         self._stopping = False
         self._set_coroutine_origin_tracking(self._debug)
@@ -419,6 +420,7 @@ class EmbeddingMixin:
         self._guest_exit()
         if g.saved_selector is not None:
             self._selector = g.saved_selector
+            self._uv_nowait = g.saved_selector._nowait_loop
             g.saved_selector = None
         if not self._uv_owned and self._uv_loop is not None:
             self._uv_async.ref(False)

@@ -113,6 +113,8 @@ class Loop(SchedulerMixin, SignalMixin, FdWatchMixin, SockMethodsMixin, DnsMixin
         self._uv_async_lock = threading.Lock()
         self._uv_async_ptr = self._uv_async.ptr
         self._selector = UVSelector(self)
+        # _run_once's zero-timeout poll (scheduler.py); None: use the selector
+        self._uv_nowait = self._selector._nowait_loop
 
     def _check_uv_open(self):
         if self._uv_loop is None:
@@ -137,7 +139,7 @@ class Loop(SchedulerMixin, SignalMixin, FdWatchMixin, SockMethodsMixin, DnsMixin
                                   getattr(self, "_reads_ref", None)))
             self._reads_ref = None
             self._uv_loop = None
-            self._selector._nowait_loop = None
+            self._selector._nowait_loop = self._uv_nowait = None
             return
         self._signals_close()
         with self._uv_async_lock:
@@ -166,7 +168,7 @@ class Loop(SchedulerMixin, SignalMixin, FdWatchMixin, SockMethodsMixin, DnsMixin
             _callbacks.set_driving_loop(prev)
             self._fatal = None
             self._uv_loop = None
-            self._selector._nowait_loop = None
+            self._selector._nowait_loop = self._uv_nowait = None
 
     # -- asyncio hooks ---------------------------------------------------------
 

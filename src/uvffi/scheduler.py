@@ -19,10 +19,12 @@ import math
 import time
 from asyncio import base_events, events, format_helpers
 
+from ._uv import lib
 from .timerqueue import TimerQueue
 
 _heappush = heapq.heappush
 _monotonic = time.monotonic
+_run_nowait = lib.uvffi_run_nowait
 _copy_context = contextvars.copy_context
 _MAXIMUM_SELECT_TIMEOUT = base_events.MAXIMUM_SELECT_TIMEOUT
 _MIN_SCHEDULED = base_events._MIN_SCHEDULED_TIMER_HANDLES
@@ -185,7 +187,14 @@ class SchedulerMixin:
         else:
             timeout = None
 
-        self._selector.select(timeout)
+        if timeout == 0 and self._uv_nowait is not None:
+            # UVSelector.select(0), inlined: one frame less per iteration
+            _run_nowait(self._uv_nowait)
+            if self._fatal is not None:
+                exc, self._fatal = self._fatal, None
+                raise exc
+        else:
+            self._selector.select(timeout)
 
         if q.n:
             q.move_due(ready, _monotonic() + self._clock_resolution)
@@ -206,7 +215,11 @@ class SchedulerMixin:
                 continue
             # Handle._run, inlined: one Python frame less per callback
             try:
-                handle._context.run(handle._callback, *handle._args)
+                args = handle._args
+                if args:
+                    handle._context.run(handle._callback, *args)
+                else:  # no star-call: no argument tuple to build
+                    handle._context.run(handle._callback)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
