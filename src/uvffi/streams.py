@@ -41,6 +41,7 @@ _os_write = os.write
 _PYPY = sys.implementation.name == "pypy"
 _OS_WRITES = os.name == "posix" and not _PYPY
 _new = ffi.new
+_new_unzeroed = ffi.new_allocator(should_clear_after_alloc=False)
 _memmove = ffi.memmove
 _try_write = lib.uvffi_try_write
 _UV_EOF = lib.UV_EOF
@@ -584,7 +585,7 @@ class StreamTransport(ReadingMixin, ClosingMixin, transports._FlowControlMixin,
                                       "Fatal write error on socket transport")
                     return
                 n = 0
-            self._start_write(memoryview(data).cast("B")[n:])
+            self._start_write(memoryview(data).cast("B")[n:], type(data) is bytes)
         else:
             self._buffer.append(bytes(data))
             self._buffer_size += len(data) if type(data) is bytes else memoryview(data).nbytes
@@ -599,12 +600,17 @@ class StreamTransport(ReadingMixin, ClosingMixin, transports._FlowControlMixin,
         if data:
             self.write(data)
 
-    def _start_write(self, data):
-        """Hand *data* (any buffer) to libuv: copied into C memory that stays
-        alive, with its request, until the write callback."""
+    def _start_write(self, data, immutable=False):
+        """Hand *data* (a byte buffer) to libuv, kept alive with its request
+        until the write callback: a view of it if it can never change (bytes,
+        on CPython), else a copy in C memory (the caller may reuse a
+        bytearray as soon as write() returns, as asyncio allows)."""
         size = len(data)
-        cbuf = _new("char[]", size)
-        _memmove(cbuf, data, size)
+        if immutable and not _PYPY:
+            cbuf = _from_buffer(data)  # no copy: the cdata holds the bytes
+        else:
+            cbuf = _new_unzeroed("char[]", size)  # overwritten at once
+            _memmove(cbuf, data, size)
         req = _new("uv_write_t *")
         rc = lib.uvffi_write(req, self._stream.ptr, cbuf, size)
         if rc < 0:
@@ -633,7 +639,7 @@ class StreamTransport(ReadingMixin, ClosingMixin, transports._FlowControlMixin,
             self._buffer_size = 0
             data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
             if not self._conn_lost:
-                self._start_write(data)
+                self._start_write(data, True)  # bytes, joined or copied by write()
         self._maybe_resume_protocol()  # may write more
         if self._inflight is None and not self._buffer:
             if self._empty_waiter is not None and not self._empty_waiter.done():
