@@ -15,6 +15,7 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 import warnings
 
 import pytest
@@ -399,14 +400,14 @@ def _run_sequence(factory, ops, tmpfile):
                             pass  # handed to a transport (datagram sock=)
                 ctx.close_all()
                 try:
-                    loop.run_until_complete(asyncio.sleep(0.01))
+                    _drain(loop)
                 except BaseException as exc:
                     outcomes.append(("final", type(exc).__name__))
                     # e.g. a pending stop() ended that run after one
                     # iteration: run again so that short timers fire on
                     # both loops whatever the timing
                     try:
-                        loop.run_until_complete(asyncio.sleep(0.01))
+                        _drain(loop)
                     except BaseException as again:
                         outcomes.append(("final", type(again).__name__))
                 for sig in (signal.SIGUSR1, signal.SIGUSR2):
@@ -422,6 +423,19 @@ def _run_sequence(factory, ops, tmpfile):
     return outcomes, sorted(set(ctx.reported))
 
 
+def _drain(loop):
+    """run_until_complete(sleep(0.01)), but never for ever: NaN and huge
+    deadlines in one heap break the order of asyncio's own heap, and its
+    loop then waited 24 h for a far timer sitting at the top (seen once in
+    CI, on PyPy, for a randomly generated sequence)."""
+    watchdog = threading.Timer(5.0, loop.call_soon_threadsafe, (loop.stop,))
+    watchdog.start()
+    try:
+        loop.run_until_complete(asyncio.sleep(0.01))
+    finally:
+        watchdog.cancel()
+
+
 def _check(ops):
     with tempfile.TemporaryFile() as tmpfile:
         expected = _run_sequence(asyncio.SelectorEventLoop, ops, tmpfile)
@@ -434,9 +448,9 @@ def _check(ops):
 _op_strategy = st.tuples(st.sampled_from(OPS), st.integers(0, 7), st.integers(0, 7))
 
 
-def _property(max_examples):
+def _property(max_examples, derandomize=False):
     @settings(max_examples=max_examples, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+              derandomize=derandomize, suppress_health_check=list(HealthCheck))
     @given(st.lists(_op_strategy, min_size=1, max_size=8))
     def prop(ops):
         _check(ops)
@@ -444,7 +458,9 @@ def _property(max_examples):
 
 
 def test_random_operation_sequences_end_as_on_asyncio():
-    _property(100)()
+    # the same 100 sequences on every run (CI must not depend on the draw);
+    # the soak test below draws new ones each time
+    _property(100, derandomize=True)()
 
 
 @pytest.mark.soak
