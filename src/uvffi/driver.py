@@ -12,28 +12,23 @@ from ._uv import lib
 from .scheduler import timeout_to_ms
 
 _run_once = lib.uvffi_run_once
-_run_nowait = lib.uvffi_run_nowait
 
 
 class UVSelector:
     """Stands in for ``loop._selector``: ``select`` runs libuv once."""
 
-    __slots__ = ("_loop", "_nowait_loop")
+    __slots__ = ("_loop",)
 
     def __init__(self, loop):
         self._loop = loop
-        # a loop uvffi created polls without a timeout through a one-argument
-        # call (uvffi_run_nowait): cffi then builds no argument tuple
-        self._nowait_loop = loop._uv_loop if loop._uv_owned else None
 
     def select(self, timeout=None):
+        # (_run_once polls loops uvffi created without a timeout itself,
+        # through the one-argument uvffi_run_nowait: see scheduler.py)
         loop = self._loop
-        if timeout == 0 and self._nowait_loop is not None:
-            _run_nowait(self._nowait_loop)
-        else:
-            if loop._uv_loop is None:  # never hand libuv a NULL loop
-                raise RuntimeError("Event loop is closed")
-            _run_once(loop._uv_loop, loop._uv_wakeup_ptr, timeout_to_ms(timeout))
+        if loop._uv_loop is None:  # never hand libuv a NULL loop
+            raise RuntimeError("Event loop is closed")
+        _run_once(loop._uv_loop, loop._uv_wakeup_ptr, timeout_to_ms(timeout))
         exc = loop._fatal
         if exc is not None:
             loop._fatal = None

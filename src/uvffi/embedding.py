@@ -420,7 +420,7 @@ class EmbeddingMixin:
         self._guest_exit()
         if g.saved_selector is not None:
             self._selector = g.saved_selector
-            self._uv_nowait = g.saved_selector._nowait_loop
+            self._uv_nowait = self._uv_loop if self._uv_owned else None
             g.saved_selector = None
         if not self._uv_owned and self._uv_loop is not None:
             self._uv_async.ref(False)
