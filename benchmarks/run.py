@@ -156,8 +156,18 @@ def median_of(results, key):
     return statistics.median(values) if values else None
 
 
+def parse_echo(text):
+    runs = []
+    for item in text.split(","):
+        kind, tr, size, conns = item.split(":")
+        runs.append((kind, tr, int(size), int(conns)))
+    return runs
+
+
 def bench_all(python, args, client):
     loops = loops_of(python)
+    if args.loops:
+        loops = [l for l in loops if l in args.loops.split(",")]
     rows = []  # (group, name, metric, unit, {loop: value}, higher_is_better)
 
     def measure(group, name, fn, metrics):
@@ -176,7 +186,7 @@ def bench_all(python, args, client):
 
     groups = args.only
     if "echo" in groups:
-        for kind, tr, size, conns in (ECHO_FULL if args.full else ECHO_QUICK):
+        for kind, tr, size, conns in (args.echo or (ECHO_FULL if args.full else ECHO_QUICK)):
             name = "echo %s %s %dKiB x%d" % (kind, tr, size // 1024, conns)
             measure("echo", name,
                     lambda loop: run_echo(python, loop, kind, tr, size, conns, args.duration, client),
@@ -302,6 +312,11 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--duration", type=float, default=2.0, help="seconds per echo/http run")
     ap.add_argument("--only", default="echo,micro,http")
+    ap.add_argument("--echo", type=parse_echo, default=None,
+                    help="echo runs instead of the default set: KIND:tcp|unix:SIZE:CONNS,... "
+                         "(e.g. buffered:tcp:102400:20)")
+    ap.add_argument("--loops", default=None,
+                    help="comma-separated loops to run (default: all that import)")
     ap.add_argument("--report", default=os.path.join(HERE, "out", "report.md"))
     args = ap.parse_args()
     args.only = set(args.only.split(","))

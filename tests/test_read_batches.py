@@ -279,8 +279,8 @@ def test_write_after_loop_close_never_reaches_a_reused_fd_number(loop, tmp_path)
         tr, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
         return server, tr
     server, tr = loop.run_until_complete(connect())
-    from uvffi import streams
-    if streams._OS_WRITES:
+    from uvffi import streamhandle
+    if streamhandle._OS_WRITES:
         assert tr._wstream.wfd >= 0
     server.close()
     loop.close()

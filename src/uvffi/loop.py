@@ -80,7 +80,7 @@ class Loop(SchedulerMixin, SignalMixin, FdWatchMixin, SockMethodsMixin, DnsMixin
             # batched reads (streams.py: _on_reads)
             mem = ffi.new("uvffi_loop_t *")
             read_mem = _new_unzeroed("char[]", lib.uvffi_batch_buffer_size())
-            events = ffi.new("int64_t[]", 3 * lib.uvffi_read_events_size())
+            events = ffi.new("int64_t[]", 2 * lib.uvffi_read_events_size())
             mem.read_buffer = read_mem
             mem.read_events = events
             # the check handle's way back to this loop; dropped on close so

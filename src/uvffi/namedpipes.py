@@ -21,7 +21,8 @@ from asyncio import constants
 from ._uv import ffi, lib
 from .errors import exception_from_uv
 from .socktransport import new_ssl_protocol
-from .streams import PipeStream, StreamTransport
+from .streamhandle import PipeStream
+from .streams import StreamTransport
 
 _NAME_MAX = 4096
 

@@ -29,7 +29,8 @@ from .transportbase import ReadingMixin, report_fatal
 from ._uv import ffi, lib
 from .errors import exception_from_uv
 from .poll import Poll, READABLE
-from .streams import PipeStream, StreamTransport, TTYStream, logger
+from .streamhandle import PipeStream, TTYStream
+from .streams import StreamTransport, logger
 
 _WINDOWS = sys.platform == "win32"
 _UV_EOF = lib.UV_EOF

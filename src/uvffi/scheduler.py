@@ -26,6 +26,7 @@ _heappush = heapq.heappush
 _monotonic = time.monotonic
 _run_nowait = lib.uvffi_run_nowait
 _copy_context = contextvars.copy_context
+_new_object = object.__new__
 _MAXIMUM_SELECT_TIMEOUT = base_events.MAXIMUM_SELECT_TIMEOUT
 _MIN_SCHEDULED = base_events._MIN_SCHEDULED_TIMER_HANDLES
 _MIN_CANCELLED_FRACTION = base_events._MIN_CANCELLED_TIMER_HANDLES_FRACTION
@@ -106,7 +107,17 @@ class SchedulerMixin:
         if self._debug or self._closed:
             # full checks, and the closed-loop RuntimeError, from CPython
             return super().call_soon(callback, *args, context=context)
-        handle = Handle(callback, args, self, context)
+        # Handle.__init__, inlined: creating the handle through its class
+        # would enter the interpreter again for __init__ (a C->Python call,
+        # also when call_soon itself is called from C, by a Future or Task)
+        handle = _new_object(Handle)
+        handle._context = _copy_context() if context is None else context
+        handle._loop = self
+        handle._callback = callback
+        handle._args = args
+        handle._cancelled = False
+        handle._repr = None
+        handle._source_traceback = None
         self._ready.append(handle)
         return handle
 
@@ -120,7 +131,16 @@ class SchedulerMixin:
             return timer
         # call_at's fast path, inlined: one frame and one *args repack less
         when = _monotonic() + delay
-        timer = TimerHandle(when, callback, args, self, context)
+        # TimerHandle.__init__, inlined as in call_soon
+        timer = _new_object(TimerHandle)
+        timer._context = _copy_context() if context is None else context
+        timer._loop = self
+        timer._callback = callback
+        timer._args = args
+        timer._cancelled = False
+        timer._repr = None
+        timer._source_traceback = None
+        timer._when = when
         # TimerQueue.push, inlined for the common case (a finite deadline)
         q = self._scheduled
         if q.heap is None:

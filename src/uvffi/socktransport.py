@@ -31,7 +31,8 @@ import sys
 from asyncio import base_events, constants, exceptions, sslproto, trsock
 
 from ._uv import lib
-from .streams import PipeStream, StreamTransport, TCPStream
+from .streamhandle import PipeStream, TCPStream
+from .streams import StreamTransport
 
 _AF_UNIX = getattr(socket, "AF_UNIX", None)
 _LAZY_KEYS = frozenset(("socket", "sockname", "peername"))

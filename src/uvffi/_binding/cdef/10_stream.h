@@ -60,14 +60,20 @@ int uv_tty_init(uv_loop_t *, uv_tty_t *, uv_file fd, int readable);
 extern "Python" void _uvffi_on_read(void *data, ssize_t nread, char *base);
 /* loops uvffi created: a batch of reads (shim/uvffi_stream.c) */
 extern "Python" void _uvffi_on_reads(void *data, size_t count);
+/* direct reads: the buffer to read into, then how much was read */
+extern "Python" void _uvffi_alloc(void *data, uv_buf_t *buf);
+extern "Python" void _uvffi_on_filled(void *data, ssize_t nread);
 extern "Python" void _uvffi_write_cb(uv_write_t *req, int status);
 extern "Python" void _uvffi_connect_cb(uv_connect_t *req, int status);
 extern "Python" void _uvffi_shutdown_cb(uv_shutdown_t *req, int status);
 extern "Python" void _uvffi_connection_cb(uv_stream_t *server, int status);
 
 /* shim: uvffi_stream.c */
-int uvffi_read_start(void *stream);
-int uvffi_read_start_own(void *stream);
+#define UVFFI_READ_PLAIN ...
+#define UVFFI_READ_BATCH ...
+#define UVFFI_READ_DIRECT ...
+int uvffi_read_start(void *stream, int mode);
+int uvffi_read_restart(void *stream, int mode);
 int uvffi_loop_reads_init(uv_loop_t *loop, void *data);
 size_t uvffi_read_events_size(void);
 size_t uvffi_batch_buffer_size(void);

@@ -3,6 +3,8 @@
 
 static void _uvffi_on_read(void *data, ssize_t nread, char *base);
 static void _uvffi_on_reads(void *data, size_t count);
+static void _uvffi_alloc(void *data, uv_buf_t *buf);
+static void _uvffi_on_filled(void *data, ssize_t nread);
 static void _uvffi_write_cb(uv_write_t *req, int status);
 static void _uvffi_connect_cb(uv_connect_t *req, int status);
 static void _uvffi_shutdown_cb(uv_shutdown_t *req, int status);
@@ -46,30 +48,29 @@ static void uvffi__read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b
     _uvffi_on_read(stream->data, nread, (nread > 0 && buf != NULL) ? buf->base : NULL);
 }
 
-static int uvffi_read_start(void *stream)
-{
-    return uv_read_start((uv_stream_t *)stream, uvffi__alloc_cb, uvffi__read_cb);
-}
 
 /* Loops that uvffi creates (a uvffi_loop_t, see uvffi_shim.h) batch their
  * streams' reads.  The poll phase reads every ready stream into successive
- * slices of the loop's read buffer and records (handle->data, nread,
- * offset) per read; after the poll phase a check handle hands the whole
- * batch to Python in one call, which slices the buffer into bytes for each
- * protocol.  So a read costs no C->Python callback of its own, no GIL
- * round trip and no char * cdata (callgrind, 1 KiB echo with 4 connections:
- * ~8,700 -> see the commit message).  The batch is also handed over early
- * when the buffer runs low or the event table is full.  Every handle in a
- * batch is still alive when Python sees it: handles close in the closing
- * phase, which comes after the check phase and after any early hand-over.
- * A host's loop (embedding) keeps one callback per read: its uv_loop_t is
- * not ours to extend. */
+ * slices of the loop's read buffer and records (handle->data, end offset)
+ * per read; a read starts where the one before it in the batch ended.
+ * After the poll phase a check handle hands the whole batch to Python in
+ * one call, which slices the buffer into bytes for each protocol.  So a
+ * read costs no C->Python callback of its own, no GIL round trip and no
+ * char * cdata (callgrind, 1 KiB echo with 4 connections: ~8,700 -> see
+ * the commit message).  The batch is also handed over early when the
+ * buffer runs low or the event table is full.  EOF and read errors, and
+ * large reads, are handed over on their own, right after what was batched
+ * before them (which may be the same stream's), so that every batched
+ * entry is data.  Every handle in a batch is still alive when Python sees
+ * it: handles close in the closing phase, which comes after the check
+ * phase and after any early hand-over.  A host's loop (embedding) keeps
+ * one callback per read: its uv_loop_t is not ours to extend. */
 static void uvffi__reads_flush(uvffi_loop_t *l)
 {
     size_t n = l->read_count;
     if (n) {
-        _uvffi_on_reads(l->read_check.data, n);
         l->read_count = 0;
+        _uvffi_on_reads(l->read_check.data, n);
     }
     l->read_used = 0;
 }
@@ -88,25 +89,22 @@ static void uvffi__read_own_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_
     int64_t *ev;
     if (nread == 0)
         return;  /* EAGAIN: nothing to report */
-    if (nread >= UVFFI_LARGE_READ) {
-        /* what was batched before it first (it may be this stream's), then
-         * this read on its own: the flush leaves its bytes alone */
+    if (nread < 0 || nread >= UVFFI_LARGE_READ) {
+        /* what was batched before it first, then this one on its own: the
+         * flush leaves a large read's bytes (after the batch's) alone */
         if (l->read_count) {
-            _uvffi_on_reads(l->read_check.data, l->read_count);
+            size_t n = l->read_count;
             l->read_count = 0;
+            _uvffi_on_reads(l->read_check.data, n);
         }
-        _uvffi_on_read(stream->data, nread, buf->base);
+        _uvffi_on_read(stream->data, nread, nread > 0 ? buf->base : NULL);
         l->read_used = 0;
         return;
     }
-    ev = l->read_events + 3 * l->read_count++;
+    ev = l->read_events + 2 * l->read_count++;
+    l->read_used += (size_t)nread;
     ev[0] = (int64_t)(intptr_t)stream->data;
-    ev[1] = (int64_t)nread;
-    ev[2] = 0;
-    if (nread > 0) {
-        ev[2] = (int64_t)(buf->base - l->read_buffer);
-        l->read_used += (size_t)nread;
-    }
+    ev[1] = (int64_t)l->read_used;
     if (l->read_count == UVFFI_READ_EVENTS
             || UVFFI_BATCH_BUFFER_SIZE - l->read_used < UVFFI_READ_RESERVE)
         uvffi__reads_flush(l);
@@ -117,9 +115,44 @@ static void uvffi__reads_check_cb(uv_check_t *check)
     uvffi__reads_flush((uvffi_loop_t *)check->loop);
 }
 
-static int uvffi_read_start_own(void *stream)
+/* Direct reads (BufferedProtocol): libuv reads straight into the buffer
+ * that the protocol's get_buffer() returned, as asyncio's recv_into does,
+ * instead of into the loop's buffer and then copied.  Two C->Python calls
+ * per read, so streams.py uses it only while reads are large. */
+static void uvffi__alloc_direct_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 {
-    return uv_read_start((uv_stream_t *)stream, uvffi__alloc_own_cb, uvffi__read_own_cb);
+    (void)suggested;
+    buf->base = NULL;
+    buf->len = 0;  /* left so if Python refuses: libuv reports UV_ENOBUFS */
+    _uvffi_alloc(handle->data, buf);
+}
+
+static void uvffi__read_direct_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    _uvffi_on_filled(stream->data, nread);
+}
+
+/* Start reading in one of the modes above (UVFFI_READ_*: uvffi_shim.h). */
+static int uvffi_read_start(void *stream, int mode)
+{
+    switch (mode) {
+    case UVFFI_READ_BATCH:
+        return uv_read_start((uv_stream_t *)stream, uvffi__alloc_own_cb, uvffi__read_own_cb);
+    case UVFFI_READ_DIRECT:
+        return uv_read_start((uv_stream_t *)stream, uvffi__alloc_direct_cb, uvffi__read_direct_cb);
+    default:
+        return uv_read_start((uv_stream_t *)stream, uvffi__alloc_cb, uvffi__read_cb);
+    }
+}
+
+/* Switch a reading stream to another mode, from inside its read callback
+ * too (libuv takes the new callbacks for its next read).  Public API only;
+ * on Unix it costs an epoll_ctl pair once per switch. */
+static int uvffi_read_restart(void *stream, int mode)
+{
+    uv_read_stop((uv_stream_t *)stream);
+    return uvffi_read_start(stream, mode);
 }
 
 /* data: what Python's batch callback receives (the loop's handle). */

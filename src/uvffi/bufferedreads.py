@@ -1,0 +1,198 @@
+"""How a stream transport feeds a BufferedProtocol.
+
+asyncio's selector transport calls ``get_buffer()``, ``recv_into()`` the
+buffer and calls ``buffer_updated()``.  uvffi has two ways to do that,
+chosen per read by size (``Stream.mode``):
+
+- **copy** (small reads): libuv reads into the loop's buffer with the
+  other streams' reads of the same poll phase (one C->Python call per
+  batch); the bytes are copied into the protocol's buffer, with as many
+  get_buffer()/buffer_updated() rounds as its buffers need.
+- **direct** (large reads): libuv reads straight into get_buffer()'s
+  buffer, as recv_into does, with no copy; that costs two C->Python calls
+  per read.  From a read of ``DIRECT_READS_FROM`` bytes (those come on
+  their own, not batched) until one under ``DIRECT_READS_UNTIL``.
+  Measured (CPython 3.11, echo of 100 KiB messages, 20 connections, server
+  CPU per request): 22.45 us with the copy, 19.9 us direct (asyncio 19.8,
+  uvloop 18.8); at 10 KiB the copy is cheaper (6.35 against 6.65 us).
+
+get_buffer() runs inside libuv's alloc callback in direct mode; see
+``Stream.in_alloc`` for why whatever it does to the stream's reading
+reaches libuv only afterwards.
+"""
+import sys
+
+from ._uv import ffi
+from .streamhandle import _READ_DIRECT
+
+_PYPY = sys.implementation.name == "pypy"
+_from_buffer = ffi.from_buffer
+_CHAR_ARRAY = ffi.typeof("char[]")
+_memmove = ffi.memmove
+DIRECT_READS_FROM = 32 * 1024
+DIRECT_READS_UNTIL = 8 * 1024
+# socket.recv_into()'s words for a buffer it cannot write into
+_NOT_WRITABLE = ("a read-write bytes-like object is required, not %s" if _PYPY else
+                 "recv_into() argument 1 must be read-write bytes-like object, not %s")
+
+
+class BufferedReadsMixin:
+    """StreamTransport's reading for a BufferedProtocol: ``set_protocol``
+    routes the stream's ``on_read`` to ``_read_into_buffered`` and its
+    ``on_alloc``/``on_filled`` to ``_get_read_buffer``/``_read_buffer_filled``."""
+
+    _read_target = None  # a direct read's buffer (cdata), while libuv has it
+
+    def _read_into_buffered(self, nread, data):
+        # libuv read into the loop's buffer; copy into the protocol's,
+        # asking for more buffers while data is left: what asyncio's
+        # recv_into loop gives the protocol, in one callback.
+        if nread <= 0:
+            self._on_read_status(nread)
+            return
+        if self._conn_lost:
+            return
+        protocol = self._protocol
+        try:
+            target = protocol.get_buffer(-1)
+            size = len(target)
+            if not size:
+                raise RuntimeError("get_buffer() returned an empty buffer")
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(
+                exc, "Fatal error: protocol.get_buffer() call failed.")
+            return
+        if size < nread or _PYPY:
+            self._copy_in_pieces(protocol, target, size, nread, data)
+        else:
+            # the common case: all of it fits the first buffer
+            try:
+                # CPython: slice assignment 57 ns per KiB, ffi.memmove 130
+                target[:nread] = data
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:
+                self._copy_in_pieces(protocol, target, size, nread, data)
+                return
+            try:
+                protocol.buffer_updated(nread)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(
+                    exc, "Fatal error: protocol.buffer_updated() call failed.")
+                return
+        if nread >= DIRECT_READS_FROM:
+            self._set_read_mode(_READ_DIRECT)
+
+    def _copy_in_pieces(self, protocol, target, size, nread, data):
+        """_read_into_buffered's general case: as many get_buffer() and
+        buffer_updated() calls as the protocol's buffers need, the first
+        buffer (target, of size items) already asked for."""
+        offset = 0
+        while True:
+            n = nread - offset
+            if n > size:
+                n = size
+            try:
+                if _PYPY:
+                    # PyPy: ffi.memmove 93 ns per KiB, slice assignment 760
+                    _memmove(target, data[offset:] if offset else data, n)
+                else:
+                    try:
+                        target[:n] = data[offset:offset + n] if n != nread else data
+                    except (TypeError, ValueError):
+                        # other writable buffers (another item format, ...)
+                        _memmove(target, bytes(data[offset:offset + n]), n)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal read error on socket transport")
+                return
+            offset += n
+            try:
+                protocol.buffer_updated(n)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(
+                    exc, "Fatal error: protocol.buffer_updated() call failed.")
+                return
+            if offset >= nread or self._conn_lost or self._protocol is not protocol:
+                return
+            try:
+                target = protocol.get_buffer(-1)
+                size = len(target)
+                if not size:
+                    raise RuntimeError("get_buffer() returned an empty buffer")
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(
+                    exc, "Fatal error: protocol.get_buffer() call failed.")
+                return
+
+    def _set_read_mode(self, mode):
+        stream = self._stream
+        if stream is not None and not self._conn_lost:
+            try:
+                stream.set_read_mode(mode)
+            except OSError as exc:
+                self._fatal_error(exc, "Fatal read error on socket transport")
+
+    def _get_read_buffer(self, buf):
+        # asyncio's _read_ready__get_buffer, up to the recv_into.  Called
+        # from libuv's alloc callback: what the protocol does here to the
+        # stream's reading (pause, close, another protocol) reaches libuv
+        # only afterwards (Stream.in_alloc), and any of it means that
+        # nothing is read now.
+        stream = self._stream
+        try:
+            target = self._protocol.get_buffer(-1)
+            if not len(target):
+                raise RuntimeError("get_buffer() returned an empty buffer")
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(
+                exc, "Fatal error: protocol.get_buffer() call failed.")
+            return  # buf left empty: libuv reports UV_ENOBUFS, ignored
+        try:
+            cbuf = _from_buffer(_CHAR_ARRAY, target, True)  # positional: cheaper
+        except (TypeError, BufferError):
+            # what recv_into() refuses (read-only, not contiguous), with
+            # the error it raises in asyncio's loop
+            exc = TypeError(_NOT_WRITABLE % type(target).__name__)
+            self._fatal_error(exc, "Fatal read error on socket transport")
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal read error on socket transport")
+            return
+        if stream._reconcile:
+            return  # paused, closed or switched in get_buffer(): no read
+        # kept (and with it the protocol's buffer) until the read is done
+        self._read_target = cbuf
+        buf.base = cbuf
+        buf.len = len(cbuf)
+
+    def _read_buffer_filled(self, nread):
+        if self._read_target is None:
+            return  # declined in _get_read_buffer (UV_ENOBUFS): nothing read
+        self._read_target = None
+        if nread <= 0:
+            self._on_read_status(nread)  # 0: nothing there after all
+            return
+        try:
+            self._protocol.buffer_updated(nread)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(
+                exc, "Fatal error: protocol.buffer_updated() call failed.")
+            return
+        if nread < DIRECT_READS_UNTIL:
+            self._set_read_mode(None)
