@@ -43,6 +43,11 @@ ECHO_QUICK = [
     ("protocol", "unix", 1024, 20), ("buffered", "tcp", 1024, 20),
     ("streams", "tcp", 1024, 20), ("sock", "tcp", 1024, 20),
 ]
+# The pure-C libuv echo server (benchmarks/client/echo_server.c) as an extra
+# column of the echo rows (--c-floor): what the kernel alone costs per
+# request under the same client, the floor for any event loop.
+C_FLOOR = "C libuv"
+
 MICRO = ["call_soon_chained", "call_soon_batch", "timers_half_cancelled",
          "sleep0_tasks", "future_pingpong", "getaddrinfo", "subprocess_spawn"]
 
@@ -95,8 +100,15 @@ def run_echo(python, loop, kind, transport, size, conns, duration, client):
         port = free_port()
         address = "tcp:%d" % port
         target = ("127.0.0.1", str(port))
-    server = subprocess.Popen([python, os.path.join(HERE, "echo_server.py"), loop, kind, address],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=HERE)
+    if loop == C_FLOOR:
+        # the reference C server echoes whatever the kind: it answers the
+        # same client with no Python at all
+        cmd = [os.path.join(CLIENT_BUILD, "echo_server_c"),
+               address if transport == "unix" else address[4:]]
+    else:
+        cmd = [python, os.path.join(HERE, "echo_server.py"), loop, kind, address]
+    server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, cwd=HERE)
     try:
         line = server.stdout.readline()
         if line.strip() != "READY":
@@ -169,18 +181,20 @@ def bench_all(python, args, client):
     if args.loops:
         loops = [l for l in loops if l in args.loops.split(",")]
     rows = []  # (group, name, metric, unit, {loop: value}, higher_is_better)
+    floor = [C_FLOOR] if args.c_floor and "echo" in args.only else []
+    columns = list(loops) + floor
 
-    def measure(group, name, fn, metrics):
-        per_loop = {loop: [] for loop in loops}
+    def measure(group, name, fn, metrics, extra=()):
+        per_loop = {loop: [] for loop in columns}
         errors = {}
         for _ in range(args.repeat):
-            for loop in loops:
+            for loop in list(loops) + list(extra):
                 try:
                     per_loop[loop].append(fn(loop))
                 except Exception as exc:  # noqa: BLE001 - reported in the table
                     errors[loop] = str(exc)[:120]
         for metric, unit, better in metrics:
-            values = {loop: median_of(per_loop[loop], metric) for loop in loops}
+            values = {loop: median_of(per_loop[loop], metric) for loop in columns}
             rows.append((group, name, metric, unit, values, better, dict(errors)))
         sys.stderr.write("  %-40s %s\n" % (name, {k: v for k, v in values.items()}))
 
@@ -190,7 +204,8 @@ def bench_all(python, args, client):
             name = "echo %s %s %dKiB x%d" % (kind, tr, size // 1024, conns)
             measure("echo", name,
                     lambda loop: run_echo(python, loop, kind, tr, size, conns, args.duration, client),
-                    [("rps", "req/s", True), ("us_per_req", "server µs CPU/req", False)])
+                    [("rps", "req/s", True), ("us_per_req", "server µs CPU/req", False)],
+                    extra=floor)
     if "micro" in groups:
         for name in MICRO:
             measure("micro", name, lambda loop: run_micro(python, loop, name),
@@ -198,7 +213,7 @@ def bench_all(python, args, client):
     if "http" in groups:
         measure("http", "http httptools wrk -c50", lambda loop: run_http(python, loop, args.duration),
                 [("rps", "req/s", True)])
-    return loops, rows
+    return columns, rows
 
 
 def fmt(v):
@@ -236,6 +251,9 @@ def write_report(path, sections, args):
                  args.repeat, args.duration),
              "- Ratios are uvffi against the other loop: above 1× means uvffi is better "
              "(more requests or ops per second, or less server CPU per request).",
+             "- *%s* is the pure-C libuv echo server (benchmarks/client/echo_server.c) "
+             "under the same client: what the kernel alone costs per request, the floor "
+             "for any event loop on this machine." % C_FLOOR,
              "- *ops/s (CPU)* divides by the benchmark process's CPU time: the steadier "
              "figure on a shared machine (it leaves out the work of child processes and "
              "of the resolver's threads that ran while the process slept).", ""]
@@ -315,6 +333,8 @@ def main():
     ap.add_argument("--echo", type=parse_echo, default=None,
                     help="echo runs instead of the default set: KIND:tcp|unix:SIZE:CONNS,... "
                          "(e.g. buffered:tcp:102400:20)")
+    ap.add_argument("--c-floor", action="store_true",
+                    help="also run the pure-C libuv echo server on every echo row")
     ap.add_argument("--loops", default=None,
                     help="comma-separated loops to run (default: all that import)")
     ap.add_argument("--report", default=os.path.join(HERE, "out", "report.md"))
