@@ -1,6 +1,6 @@
 """The idle polls of fdwatch.py: a poll whose last reader/writer is removed
-is kept (parked: out of epoll, started for libuv) until the guard's next
-run, so that the ``sock_*`` methods' remove-then-add-again in one batch of
+is kept (parked: silenced in epoll, started for libuv) until the guard's
+next run, so that the ``sock_*`` methods' remove-then-add-again in one batch of
 callbacks reuses it.  Most tests close a socket right after a completed
 ``sock_recv`` (its poll is idle then) and have the fd number taken over in
 the same batch: by a new socket watched again, by a regular file, by a
@@ -219,4 +219,68 @@ def test_closed_fd_whose_file_lives_on_does_not_fire(loop):
         finally:
             dup.close()
             b.close()
+    loop.run_until_complete(main())
+
+
+@pytest.mark.parametrize("reuse", ["reader", "transport"])
+def test_hung_up_file_behind_a_closed_fd_reaches_no_one(loop, reuse):
+    # A parked registration stays in epoll (silenced); if its file outlives
+    # the fd and hangs up, epoll reports EPOLLHUP for it whatever the mask.
+    # That report must not wake the loop forever, nor reach the next user
+    # of the fd number (a spurious reader call, or an EOF on a live stream).
+    async def main():
+        a, b = _pair()
+        dup = a.dup()
+        fd = a.fileno()
+        try:
+            loop.call_soon(b.send, b"x")
+            assert await loop.sock_recv(a, 10) == b"x"
+            a.close()  # in the same batch: the poll is parked
+            b.close()  # the file behind dup hangs up
+            c, d = _pair()
+            if c.fileno() != fd:
+                pytest.skip("fd number not reused")
+            calls = []
+            if reuse == "reader":
+                loop.add_reader(c.fileno(), calls.append, "read")
+            else:
+                class Proto(asyncio.Protocol):
+                    def data_received(self, data):
+                        calls.append(("data", data))
+
+                    def eof_received(self):
+                        calls.append("eof")
+                tr, _ = await loop.connect_accepted_socket(Proto, c)
+            cpu = time.process_time()
+            await asyncio.sleep(0.3)
+            assert time.process_time() - cpu < 0.15  # no busy loop
+            assert calls == []  # nothing reached the new user of the number
+            d.send(b"live")
+            await asyncio.sleep(0.05)
+            if reuse == "reader":
+                assert calls and set(calls) == {"read"}
+                loop.remove_reader(c.fileno())
+                c.close()
+            else:
+                assert calls == [("data", b"live")]
+                tr.close()
+            d.close()
+        finally:
+            dup.close()
+    loop.run_until_complete(main())
+
+
+def test_parked_socket_hung_up_then_rewatched_reports_the_hangup(loop):
+    # a hang-up that came while parked (reported once, into nothing) is
+    # still there for the next sock_recv: EOF, as asyncio gives it
+    async def main():
+        a, b = _pair()
+        try:
+            loop.call_soon(b.send, b"x")
+            assert await loop.sock_recv(a, 10) == b"x"
+            b.close()
+            await asyncio.sleep(0)  # an iteration with the poll parked
+            assert await asyncio.wait_for(loop.sock_recv(a, 10), 5) == b""
+        finally:
+            a.close()
     loop.run_until_complete(main())
