@@ -118,6 +118,50 @@ def test_sock_recv_error_raises_connection_reset(any_loop, tcp_pair):
     assert no_watcher(any_loop, s)
 
 
+@pytest.mark.parametrize("n", [100 * 1024, 256 * 1024, 4 * 1024 * 1024])
+def test_sock_recv_with_a_large_n_gives_exactly_what_came(any_loop, tcp_pair, n):
+    # (uvffi receives a large n through a buffer kept on the loop)
+    c, s = tcp_pair
+    chunks = [bytes([i]) * (1000 + i) for i in range(30)]
+
+    async def main():
+        got = []
+        for chunk in chunks:
+            c.sendall(chunk)
+            data = b""
+            while len(data) < len(chunk):
+                data += await any_loop.sock_recv(s, n)
+            got.append(data)
+        any_loop.call_later(0.01, c.shutdown, socket.SHUT_WR)
+        got.append(await any_loop.sock_recv(s, n))
+        return got
+
+    got = run(any_loop, main())
+    assert got == chunks + [b""]
+    assert all(type(g) is bytes for g in got)
+    assert no_watcher(any_loop, s)
+
+
+def test_sock_recv_calls_a_socket_subclass_own_recv(any_loop):
+    calls = []
+
+    class Recording(socket.socket):
+        def recv(self, n, *args):
+            calls.append(n)
+            return super().recv(n, *args)
+
+    a, b = socket.socketpair()
+    r = Recording(a.family, a.type, fileno=a.detach())
+    r.setblocking(False)
+    try:
+        any_loop.call_later(0.02, b.send, b"sub")
+        assert run(any_loop, any_loop.sock_recv(r, 256 * 1024)) == b"sub"
+        assert calls and set(calls) == {256 * 1024}
+    finally:
+        r.close()
+        b.close()
+
+
 def test_sock_recvfrom_returns_datagram_and_address(any_loop, udp_pair):
     needs(any_loop, "sock_recvfrom")
     a, b = udp_pair
