@@ -158,8 +158,12 @@ class Stream(UVHandle):
         self._reconcile = False  # (before anything that may raise)
         if self.closing:
             lib.uvffi_close(self.ptr)  # close() came in the alloc callback
-        elif not self.reading or self.backlog:
+        elif not self.reading:
             lib.uv_read_stop(self.ptr)
+        elif self.backlog:
+            # held reads go first (as read_start does them)
+            lib.uv_read_stop(self.ptr)
+            self.loop.call_soon(self._deliver_backlog)
         else:
             rc = lib.uvffi_read_restart(self.ptr, self.mode)
             if rc < 0:
