@@ -100,6 +100,31 @@ async def _send_large_first(loop, protocol, client, data):
     await sending
 
 
+async def _deliver_all(loop, proto, data, hook=None):
+    """Send *data* to *proto* (the first read large), wait until all of it
+    arrived, then close the client and wait for connection_lost."""
+    server, client = await _connected(loop, proto)
+    proto.hook = hook
+    await _send_large_first(loop, proto, client, data)
+    await _wait_for(lambda: len(proto.got) == len(data))
+    client.close()
+    await proto.lost
+    server.close()
+    await server.wait_closed()
+
+
+async def _large_read_until_lost(loop, proto):
+    """Send 1 MiB to *proto* (the first read large) and wait until its
+    connection is lost: returns what connection_lost got."""
+    server, client = await _connected(loop, proto)
+    await _send_large_first(loop, proto, client, payload(BIG))
+    exc = await proto.lost
+    client.close()
+    server.close()
+    await server.wait_closed()
+    return exc
+
+
 async def _wait_for(predicate, timeout=10):
     for _ in range(int(timeout / 0.005)):
         if predicate():
@@ -150,16 +175,7 @@ def test_small_protocol_buffer_gets_large_reads_in_pieces(any_loop):
     proto = Collector(loop, size=1000)
     data = payload(BIG)
 
-    async def main():
-        server, client = await _connected(loop, proto)
-        await _send_large_first(loop, proto, client, data)
-        await _wait_for(lambda: len(proto.got) == len(data))
-        client.close()
-        await proto.lost
-        server.close()
-        await server.wait_closed()
-
-    run(loop, main())
+    run(loop, _deliver_all(loop, proto, data))
     assert bytes(proto.got) == data
 
 
@@ -182,16 +198,7 @@ def test_get_buffer_failure_while_reading_large(any_loop, failure, message, exc_
 
     proto.get_buffer = get_buffer
 
-    async def main():
-        server, client = await _connected(loop, proto)
-        await _send_large_first(loop, proto, client, payload(BIG))
-        exc = await proto.lost
-        client.close()
-        server.close()
-        await server.wait_closed()
-        return exc
-
-    exc = run(loop, main())
+    exc = run(loop, _large_read_until_lost(loop, proto))
     assert isinstance(exc, exc_type)
     assert [e["message"] for e in errors] == [message]
     assert errors[0]["exception"] is exc
@@ -217,16 +224,7 @@ def test_buffer_updated_failure_while_reading_large(any_loop):
 
     proto.hook = hook
 
-    async def main():
-        server, client = await _connected(loop, proto)
-        await _send_large_first(loop, proto, client, payload(BIG))
-        exc = await proto.lost
-        client.close()
-        server.close()
-        await server.wait_closed()
-        return exc
-
-    exc = run(loop, main())
+    exc = run(loop, _large_read_until_lost(loop, proto))
     assert isinstance(exc, ValueError)
     assert [e["message"] for e in errors] == [
         "Fatal error: protocol.buffer_updated() call failed."]
@@ -246,17 +244,7 @@ def test_pause_and_resume_inside_get_buffer_lose_nothing(any_loop):
             p.transport.pause_reading()
             loop.call_later(0.005, p.transport.resume_reading)
 
-    async def main():
-        server, client = await _connected(loop, proto)
-        proto.hook = hook
-        await _send_large_first(loop, proto, client, data)
-        await _wait_for(lambda: len(proto.got) == len(data))
-        client.close()
-        await proto.lost
-        server.close()
-        await server.wait_closed()
-
-    run(loop, main())
+    run(loop, _deliver_all(loop, proto, data, hook))
     assert bytes(proto.got) == data
     assert len(pauses) >= 3
 

@@ -43,6 +43,36 @@ class BufferedReadsMixin:
 
     _read_target = None  # a direct read's buffer (cdata), while libuv has it
 
+    # get_buffer()/buffer_updated() with asyncio's error reporting; the
+    # copy of a small read (_read_into_buffered) repeats them inline, to
+    # spare the hot path two Python calls
+    def _ask_buffer(self, protocol):
+        """get_buffer(-1) and its size, or None after a fatal error."""
+        try:
+            target = protocol.get_buffer(-1)
+            size = len(target)
+            if not size:
+                raise RuntimeError("get_buffer() returned an empty buffer")
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(
+                exc, "Fatal error: protocol.get_buffer() call failed.")
+            return None
+        return target, size
+
+    def _tell_updated(self, protocol, n):
+        """buffer_updated(n); False after a fatal error."""
+        try:
+            protocol.buffer_updated(n)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(
+                exc, "Fatal error: protocol.buffer_updated() call failed.")
+            return False
+        return True
+
     def _read_into_buffered(self, nread, data):
         # libuv read into the loop's buffer; copy into the protocol's,
         # asking for more buffers while data is left: what asyncio's
@@ -112,27 +142,14 @@ class BufferedReadsMixin:
                 self._fatal_error(exc, "Fatal read error on socket transport")
                 return
             offset += n
-            try:
-                protocol.buffer_updated(n)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(
-                    exc, "Fatal error: protocol.buffer_updated() call failed.")
+            if not self._tell_updated(protocol, n):
                 return
             if offset >= nread or self._conn_lost or self._protocol is not protocol:
                 return
-            try:
-                target = protocol.get_buffer(-1)
-                size = len(target)
-                if not size:
-                    raise RuntimeError("get_buffer() returned an empty buffer")
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(
-                    exc, "Fatal error: protocol.get_buffer() call failed.")
+            asked = self._ask_buffer(protocol)
+            if asked is None:
                 return
+            target, size = asked
 
     def _set_read_mode(self, mode):
         stream = self._stream
@@ -149,16 +166,10 @@ class BufferedReadsMixin:
         # only afterwards (Stream.in_alloc), and any of it means that
         # nothing is read now.
         stream = self._stream
-        try:
-            target = self._protocol.get_buffer(-1)
-            if not len(target):
-                raise RuntimeError("get_buffer() returned an empty buffer")
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(
-                exc, "Fatal error: protocol.get_buffer() call failed.")
+        asked = self._ask_buffer(self._protocol)
+        if asked is None:
             return  # buf left empty: libuv reports UV_ENOBUFS, ignored
+        target = asked[0]
         try:
             cbuf = _from_buffer(_CHAR_ARRAY, target, True)  # positional: cheaper
         except (TypeError, BufferError):
@@ -186,13 +197,7 @@ class BufferedReadsMixin:
         if nread <= 0:
             self._on_read_status(nread)  # 0: nothing there after all
             return
-        try:
-            self._protocol.buffer_updated(nread)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(
-                exc, "Fatal error: protocol.buffer_updated() call failed.")
+        if not self._tell_updated(self._protocol, nread):
             return
         if nread < DIRECT_READS_UNTIL:
             self._set_read_mode(None)

@@ -26,7 +26,7 @@ import warnings
 from asyncio import constants, futures, transports
 
 from .transportbase import ReadingMixin, report_fatal
-from ._uv import ffi, lib
+from ._uv import lib
 from .errors import exception_from_uv
 from .poll import Poll, READABLE
 from .streamhandle import PipeStream, TTYStream
