@@ -294,3 +294,43 @@ def test_tls_connect_accepted_socket_server_side(any_loop):
         return got, str_.get_extra_info("ssl_object").server_side
 
     assert run(loop, main()) == (b"tls accepted", True)
+
+
+def test_tls_large_transfer_both_ways(any_loop):
+    # asyncio's SSLProtocol (3.11+) is a BufferedProtocol: on uvffi its
+    # large reads go straight into the buffers get_buffer() hands out
+    loop = any_loop
+    seen = set()
+
+    async def handle(reader, writer):
+        while True:
+            data = await reader.read(1 << 20)
+            if not data:
+                break
+            stream = getattr(getattr(getattr(writer.transport, "_ssl_protocol", None),
+                                     "_transport", None), "_stream", None)
+            if stream is not None:
+                seen.add(stream.mode)
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    async def main():
+        server = await asyncio.start_server(handle, "127.0.0.1", 0,
+                                            ssl=server_ssl_context())
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=client_ssl_context(), server_hostname="localhost")
+        data = bytes(range(256)) * (8 * 4096)  # 8 MiB
+        writer.write(data)
+        got = await reader.readexactly(len(data))
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        return got == data
+
+    assert run(loop, main())
+    if loop.kind == "uvffi" and sys.version_info >= (3, 11):
+        from uvffi._uv import lib
+        assert lib.UVFFI_READ_DIRECT in seen
