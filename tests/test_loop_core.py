@@ -594,3 +594,23 @@ def test_child_after_fork_builds_and_runs_a_new_loop(loop):
     assert data == b"child-ok"
     # and the parent's loop still works
     assert loop.run_until_complete(asyncio.sleep(0.01, "parent-ok")) == "parent-ok"
+
+
+def test_nested_run_forever_is_refused_and_the_loop_keeps_running(loop):
+    # CPython 3.13.0's own refusal cleared the loop's running state; a
+    # close() let through then tore libuv down under the running uv_run
+    seen = []
+
+    async def main():
+        with pytest.raises(RuntimeError, match="This event loop is already running"):
+            loop.run_forever()
+        seen.append(loop.is_running())
+        seen.append(asyncio.get_running_loop() is loop)
+        with pytest.raises(RuntimeError, match="Cannot close a running event loop"):
+            loop.close()
+        await asyncio.sleep(0.01)  # and it still runs
+        seen.append("slept")
+
+    loop.run_until_complete(main())
+    assert seen == [True, True, "slept"]
+    assert not loop.is_running()

@@ -243,12 +243,15 @@ def test_reader_that_stops_reading_pauses_the_writer_and_bounds_memory(any_loop)
     loop = any_loop
     limit = 256 * 1024 * 1024  # would be written without flow control
 
+    stalled = []
+
     class Stalled(asyncio.Protocol):
         def connection_made(self, tr):
             # call_soon: asyncio 3.9's transport starts reading after
             # connection_made and would undo a pause made in it
             asyncio.get_running_loop().call_soon(tr.pause_reading)
             self.tr = tr
+            stalled.append(tr)
 
     async def main():
         srv = await loop.create_server(Stalled, "127.0.0.1", 0)
@@ -265,6 +268,8 @@ def test_reader_that_stops_reading_pauses_the_writer_and_bounds_memory(any_loop)
         written, paused = pr.written, pr.paused
         rss1 = rss_kib()
         tr.abort()
+        for server_side in stalled:  # Server.wait_closed() waits for it (3.12+)
+            server_side.abort()
         srv.close()
         await srv.wait_closed()
         return paused, written, buffered, rss1 - rss0

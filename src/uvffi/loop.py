@@ -184,15 +184,27 @@ class Loop(SchedulerMixin, SignalMixin, FdWatchMixin, SockMethodsMixin, DnsMixin
             if ptr is not None:
                 lib.uv_async_send(ptr)
 
+    # True while run_forever runs, kept by uvffi itself: a nested
+    # run_forever() is refused here, before asyncio's own code, whose
+    # cleanup after that refusal cleared the running state in CPython
+    # 3.13.0 (is_running() False, no running loop, and a close() let
+    # through that would tear libuv down under the running uv_run).
+    _uv_in_run = False
+
     def run_forever(self):
+        if self._uv_in_run:
+            self._check_closed()
+            raise RuntimeError('This event loop is already running')
         installed = self._signals_enter_run()
+        self._uv_in_run = True
         try:
             super().run_forever()
         finally:
+            self._uv_in_run = False
             self._signals_leave_run(installed)
 
     def close(self):
-        if self.is_running():
+        if self.is_running() or self._uv_in_run:
             raise RuntimeError("Cannot close a running event loop")
         if self._uv_loop is None and self.is_closed():
             return
