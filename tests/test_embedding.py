@@ -710,3 +710,43 @@ def test_c_host_example(tmp_path):
     # the Python task ran while the host's uv_run was in charge
     assert out.index("host: running uv_run") < out.index("python: tick 1")
     assert out.index("python: tick 3") < out.index("host: uv_run returned")
+
+
+def test_buffered_protocol_large_reads_on_a_hosts_loop(host):
+    # a host's loop has no batch: reads come one callback each, and large
+    # ones go straight into the BufferedProtocol's buffer there too
+    from uvffi._uv import lib as uvlib
+    loop = guest(host)
+    a, b = socket.socketpair()
+    data = bytes(range(256)) * (16 * 1024)  # 4 MiB
+    got = bytearray()
+    modes = set()
+
+    class Buf(asyncio.BufferedProtocol):
+        def connection_made(self, tr):
+            self.tr = tr
+            self.buf = memoryview(bytearray(256 * 1024))
+
+        def get_buffer(self, sizehint):
+            return self.buf
+
+        def buffer_updated(self, n):
+            got.extend(self.buf[:n])
+            modes.add(self.tr._stream.mode)
+
+    try:
+        fut = asyncio.run_coroutine_threadsafe(
+            loop.connect_accepted_socket(Buf, a), loop)
+        host.run_until(fut.done)
+        tr, _ = fut.result()
+        sender = threading.Thread(target=b.sendall, args=(data,))
+        sender.start()
+        host.run_until(lambda: len(got) >= len(data))
+        sender.join()
+        assert bytes(got) == data
+        assert uvlib.UVFFI_READ_DIRECT in modes
+        tr.close()
+        host.run(lib.UV_RUN_NOWAIT)
+    finally:
+        finish(loop, host)
+        b.close()
