@@ -13,8 +13,10 @@ chosen per read by size (``Stream.mode``):
   per read.  From a read of ``DIRECT_READS_FROM`` bytes (those come on
   their own, not batched) until one under ``DIRECT_READS_UNTIL``.
   Measured (CPython 3.11, echo of 100 KiB messages, 20 connections, server
-  CPU per request): 22.45 us with the copy, 19.9 us direct (asyncio 19.8,
-  uvloop 18.8); at 10 KiB the copy is cheaper (6.35 against 6.65 us).
+  CPU per request): 22.45 us with the copy against asyncio's 19.76, then
+  19.93 us direct against asyncio's 20.83 and uvloop's 18.78 (benchmarks/
+  RESULTS.md: 20.72, 21.53, 20.69); at 10 KiB the copy is cheaper (6.35
+  against 6.65 us).
 
 get_buffer() runs inside libuv's alloc callback in direct mode; see
 ``Stream.in_alloc`` for why whatever it does to the stream's reading

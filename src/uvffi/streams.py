@@ -25,7 +25,6 @@ from asyncio import base_events, constants, futures, protocols, transports
 from ._uv import ffi, lib
 from .bufferedreads import BufferedReadsMixin
 from .errors import exception_from_uv
-from .streamhandle import _READ_DIRECT
 from .transportbase import ClosingMixin, ReadingMixin
 
 logger = logging.getLogger("asyncio")
@@ -138,11 +137,10 @@ class StreamTransport(ReadingMixin, ClosingMixin, BufferedReadsMixin,
             else:
                 stream.on_read = self._read_data_received
                 stream.set_protocol(protocol)
-                if stream.mode == _READ_DIRECT:
-                    try:
-                        stream.set_read_mode(None)
-                    except OSError as exc:
-                        self._fatal_error(exc, "Fatal read error on socket transport")
+                try:
+                    stream.set_read_mode(None)  # no direct reads (a no-op if none)
+                except OSError as exc:
+                    self._fatal_error(exc, "Fatal read error on socket transport")
         self._protocol = protocol
         self._protocol_connected = True
 

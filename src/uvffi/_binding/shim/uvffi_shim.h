@@ -19,15 +19,15 @@
 #  endif
 #endif
 
-/* A loop created by uvffi: libuv's loop, then the state of its batched
- * reads (uvffi_stream.c).  The uv_loop_t must stay the first member: the
- * loop is handed around as a uv_loop_t * to libuv and to other C
- * extensions. */
 /* How a stream reads (uvffi_stream.c: uvffi_read_start). */
 #define UVFFI_READ_PLAIN 0   /* a per-thread buffer, one callback per read */
 #define UVFFI_READ_BATCH 1   /* a uvffi_loop_t's batch */
 #define UVFFI_READ_DIRECT 2  /* into the buffer Python's _uvffi_alloc gives */
 
+/* A loop created by uvffi: libuv's loop, then the state of its batched
+ * reads (uvffi_stream.c).  The uv_loop_t must stay the first member: the
+ * loop is handed around as a uv_loop_t * to libuv and to other C
+ * extensions. */
 typedef struct {
     uv_loop_t loop;
     char *read_buffer;     /* UVFFI_BATCH_BUFFER_SIZE bytes, owned by Python */

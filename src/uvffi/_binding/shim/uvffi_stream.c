@@ -48,7 +48,6 @@ static void uvffi__read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b
     _uvffi_on_read(stream->data, nread, (nread > 0 && buf != NULL) ? buf->base : NULL);
 }
 
-
 /* Loops that uvffi creates (a uvffi_loop_t, see uvffi_shim.h) batch their
  * streams' reads.  The poll phase reads every ready stream into successive
  * slices of the loop's read buffer and records (handle->data, end offset)
@@ -91,14 +90,10 @@ static void uvffi__read_own_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_
         return;  /* EAGAIN: nothing to report */
     if (nread < 0 || nread >= UVFFI_LARGE_READ) {
         /* what was batched before it first, then this one on its own: the
-         * flush leaves a large read's bytes (after the batch's) alone */
-        if (l->read_count) {
-            size_t n = l->read_count;
-            l->read_count = 0;
-            _uvffi_on_reads(l->read_check.data, n);
-        }
+         * flush leaves a large read's bytes (after the batch's) alone, and
+         * nothing reads into the buffer before they are delivered */
+        uvffi__reads_flush(l);
         _uvffi_on_read(stream->data, nread, nread > 0 ? buf->base : NULL);
-        l->read_used = 0;
         return;
     }
     ev = l->read_events + 2 * l->read_count++;
@@ -118,7 +113,7 @@ static void uvffi__reads_check_cb(uv_check_t *check)
 /* Direct reads (BufferedProtocol): libuv reads straight into the buffer
  * that the protocol's get_buffer() returned, as asyncio's recv_into does,
  * instead of into the loop's buffer and then copied.  Two C->Python calls
- * per read, so streams.py uses it only while reads are large. */
+ * per read, so bufferedreads.py uses it only while reads are large. */
 static void uvffi__alloc_direct_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
