@@ -122,13 +122,13 @@ class _FdPoll(_poll.Poll):
             if reader._cancelled:
                 loop._remove_reader(self.fd)
             else:
-                loop._ready.append(reader)
+                loop._uv_ready_append(reader)
         writer = self.writer
         if events & _WRITABLE and writer is not None:
             if writer._cancelled:
                 loop._remove_writer(self.fd)
             else:
-                loop._ready.append(writer)
+                loop._uv_ready_append(writer)
 
     def _close_for_loop_shutdown(self):
         watches = self.loop._fd_watches

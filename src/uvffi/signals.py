@@ -215,7 +215,7 @@ class SignalMixin:
         if handle._cancelled:
             self.remove_signal_handler(signum)
         else:
-            self._ready.append(handle)
+            self._uv_ready_append(handle)
 
     def _signals_close(self):
         # Loop.close: our handlers go first (asyncio does this in close()),

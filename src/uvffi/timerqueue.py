@@ -24,10 +24,15 @@ such timers behave as on asyncio's loop (where NaN compares false with
 everything and stays wherever the heap put it; a str raises on the next
 push).  ``heap`` is None while buckets are in use.
 """
+import collections
 import heapq
 from operator import attrgetter
 
 _heappush = heapq.heappush
+# deque's own methods: the loop's ReadyQueue overrides append/extend for
+# handles queued by other code; the loop's timers need no such check
+_deque_append = collections.deque.append
+_deque_extend = collections.deque.extend
 _heappop = heapq.heappop
 _when_of = attrgetter("_when")
 _INF = float("inf")
@@ -171,8 +176,8 @@ class TimerQueue:
         return dropped, None
 
     def move_due(self, ready, end_time):
-        """Append to *ready* the timers with ``when < end_time``, in order
-        (cancelled ones too, as asyncio does: the run loop skips them)."""
+        """Append to *ready* (a deque) the timers with ``when < end_time``,
+        in order (cancelled ones too, as asyncio does: the run loop skips them)."""
         heap = self.heap
         if heap is not None:
             # "not >=" as asyncio's loop writes it: a NaN deadline at the
@@ -180,7 +185,7 @@ class TimerQueue:
             while heap and not heap[0]._when >= end_time:
                 timer = _heappop(heap)
                 timer._scheduled = False
-                ready.append(timer)
+                _deque_append(ready, timer)
             self.n = len(heap)
             if not heap:
                 self.heap = None
@@ -190,7 +195,7 @@ class TimerQueue:
             if bucket[-1]._when < end_time:  # the whole list is due
                 for timer in bucket:
                     timer._scheduled = False
-                ready.extend(bucket)
+                _deque_extend(ready, bucket)
                 self.n -= len(bucket)
                 self._pop_head_bucket()
                 continue
@@ -201,7 +206,7 @@ class TimerQueue:
                 timer._scheduled = False
                 i += 1
             if i:
-                ready.extend(bucket[:i])
+                _deque_extend(ready, bucket[:i])
                 del bucket[:i]
                 self.head_len -= i
                 self.n -= i
