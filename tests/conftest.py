@@ -4,6 +4,7 @@ import sys
 import pytest
 
 import uvffi
+from uvffi import process as uvprocess
 
 LOOP_FACTORIES = {
     "asyncio": asyncio.SelectorEventLoop,
@@ -42,6 +43,22 @@ def any_loop(request):
     lp.kind = request.param  # which loop this is, for the few kind-specific checks
     yield lp
     _dispose(lp)
+
+
+@pytest.fixture(params=["posix_spawn", "uv_spawn"])
+def spawn_path(request, monkeypatch):
+    """uvffi spawns with posix_spawn + pidfd where it can (Linux/glibc) and
+    with uv_spawn elsewhere: a subprocess test that uses this fixture runs
+    on both paths."""
+    if request.param == "posix_spawn":
+        if not uvprocess.FAST_SPAWN:
+            pytest.skip("posix_spawn fast path not available here")
+    else:
+        if "any_loop" in request.fixturenames and \
+                request.getfixturevalue("any_loop").kind == "asyncio":
+            pytest.skip("asyncio's loop has one spawn path: run once")
+        monkeypatch.setattr(uvprocess, "FAST_SPAWN", False)
+    return request.param
 
 
 @pytest.fixture

@@ -520,3 +520,29 @@ def test_unclosed_pipe_transport_closed_with_loop(loop_factory):
     assert not pipe.closed  # still the caller's, as no connection_lost ran
     pipe.close()
     os.close(wfd)
+
+
+# -- repr ----------------------------------------------------------------------
+
+def test_pipe_transport_reprs_say_open_once_the_loop_is_closed():
+    # CPython's test_unclosed_pipe_transport: after loop.close() (no selector
+    # left) the reprs of still-open pipe transports read "open"
+    import uvffi
+    for factory in (asyncio.SelectorEventLoop, uvffi.new_event_loop):
+        loop = factory()
+        rfd, wfd = os.pipe()
+        rpipe, wpipe = os.fdopen(rfd, "rb", 0), os.fdopen(wfd, "wb", 0)
+
+        async def connect():
+            rt, _ = await loop.connect_read_pipe(lambda: Recorder(loop), rpipe)
+            wt, _ = await loop.connect_write_pipe(lambda: Recorder(loop), wpipe)
+            return rt, wt
+
+        rt, wt = _run(loop, connect())
+        assert "polling" in repr(rt) and "idle" in repr(wt), (repr(rt), repr(wt))
+        loop.close()
+        assert "open" in repr(rt), repr(rt)
+        assert "open" in repr(wt), repr(wt)
+        rpipe.close()
+        wpipe.close()
+        rt._pipe = wt._pipe = None  # no ResourceWarning, as CPython's test

@@ -627,3 +627,41 @@ def test_sock_connect_and_accept_unix_socket_without_resolution(any_loop, tmp_pa
     finally:
         srv.close()
         c.close()
+
+
+# -- the socket method is looked up on every try --------------------------------
+
+def test_sock_sendto_retries_call_the_sockets_current_sendto(any_loop, udp_pair):
+    # CPython's test_sendto_blocking: a mock whose sendto would block for
+    # ever is given the real sendto while the call waits; asyncio looks the
+    # method up again on each try (uvffi used to keep the first one: a hang)
+    from unittest import mock
+    needs(any_loop, "sock_sendto", "sock_recvfrom")
+    a, b = udp_pair
+    fake = mock.Mock(a)
+    fake.gettimeout = a.gettimeout
+    fake.fileno = a.fileno
+    fake.sendto.configure_mock(side_effect=BlockingIOError)
+    any_loop.call_soon(lambda: setattr(fake, "sendto", a.sendto))
+
+    async def main():
+        assert await any_loop.sock_sendto(fake, b"x" * 100, b.getsockname()) == 100
+        return await any_loop.sock_recvfrom(b, 4096)
+
+    data, addr = run(any_loop, main())
+    assert data == b"x" * 100 and addr == a.getsockname()
+
+
+def test_sock_recv_retries_call_the_sockets_current_recv(any_loop, tcp_pair):
+    from unittest import mock
+    c, s = tcp_pair
+    fake = mock.Mock(s)
+    fake.gettimeout = s.gettimeout
+    fake.fileno = s.fileno
+    fake.recv.configure_mock(side_effect=BlockingIOError)
+
+    def swap():
+        fake.recv = s.recv
+        c.send(b"ping")
+    any_loop.call_soon(swap)
+    assert run(any_loop, any_loop.sock_recv(fake, 1024)) == b"ping"

@@ -15,25 +15,11 @@ import pytest
 import uvffi
 from uvffi import process as uvprocess
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX children")
+pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="POSIX children"),
+              pytest.mark.usefixtures("spawn_path")]  # conftest.py: both spawn paths
 
 PY = sys.executable
 PIPE = asyncio.subprocess.PIPE
-
-
-@pytest.fixture(autouse=True, params=["posix_spawn", "uv_spawn"])
-def spawn_path(request, monkeypatch):
-    """uvffi spawns with posix_spawn + pidfd where it can (Linux/glibc) and
-    with uv_spawn elsewhere: every test runs on both paths."""
-    if request.param == "posix_spawn":
-        if not uvprocess.FAST_SPAWN:
-            pytest.skip("posix_spawn fast path not available here")
-    else:
-        if "any_loop" in request.fixturenames and \
-                request.getfixturevalue("any_loop").kind == "asyncio":
-            pytest.skip("asyncio's loop has one spawn path: run once")
-        monkeypatch.setattr(uvprocess, "FAST_SPAWN", False)
-    return request.param
 
 
 def _run(loop, coro, timeout=60):

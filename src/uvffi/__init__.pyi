@@ -39,8 +39,8 @@ class EventLoopPolicy(_PolicyBase):
     """An asyncio policy whose loops are uvffi loops."""
 
     if sys.platform != "win32" and sys.version_info < (3, 14):
-        # asyncio's defaults, which raise NotImplementedError: uvffi's
-        # subprocesses (uv_spawn) need no child watcher.
+        # asyncio's Unix policy's (a ThreadedChildWatcher by default);
+        # uvffi's own subprocesses (uv_spawn) do not use it.
         def get_child_watcher(self) -> asyncio.AbstractChildWatcher: ...
         def set_child_watcher(
             self, watcher: Optional[asyncio.AbstractChildWatcher]) -> None: ...

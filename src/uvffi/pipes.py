@@ -150,10 +150,11 @@ class ReadPipeTransport(ReadingMixin, _PipeMixin, transports.ReadTransport):
 
     def __repr__(self):
         info = self._repr_info()
-        if self._pipe is not None:
+        if self._pipe is not None and not self._loop.is_closed():
             info.append("polling" if self._reading else "idle")
         else:
-            info.append("closed")
+            # asyncio's wording once its loop has no selector left
+            info.append("open" if self._pipe is not None else "closed")
         return "<{}>".format(" ".join(info))
 
     def _start_reading(self):
@@ -314,11 +315,12 @@ class WritePipeTransport(_PipeMixin, StreamTransport):
 
     def __repr__(self):
         info = self._repr_info()
-        if self._pipe is not None:
+        if self._pipe is not None and not self._loop.is_closed():
             info.append("polling" if self._inflight is not None else "idle")
             info.append(f"bufsize={self.get_write_buffer_size()}")
         else:
-            info.append("closed")
+            # asyncio's wording once its loop has no selector left
+            info.append("open" if self._pipe is not None else "closed")
         return "<{}>".format(" ".join(info))
 
     def set_protocol(self, protocol):

@@ -1,11 +1,13 @@
 """Child processes on ``uv_spawn``: the ``uv_process_t`` wrapper, the
 translation of ``subprocess.Popen``'s arguments into ``uv_process_options_t``,
-and ``ChildProcess``, the Popen-like object that asyncio's
-``BaseSubprocessTransport`` keeps as its ``_proc``.
+and the spawn that returns a ``ChildProcess`` (childprocess.py), the
+Popen-like object that asyncio's ``BaseSubprocessTransport`` keeps as its
+``_proc``.
 
 libuv reaps its children itself (a SIGCHLD watcher on the loop, in whatever
-thread runs it) and reports the exit through the exit callback; we never call
-``waitpid`` while the handle is open, so nothing races libuv for the status.
+thread runs it) and reports the exit through the exit callback; uvffi calls
+``waitpid`` only when the user asks ``ChildProcess.wait``/``poll`` to (as
+Popen does), and then closes the handle first thing (``reaped``).
 
 On Linux/glibc the child is started with ``posix_spawn`` (vfork-based) and
 watched through a pidfd polled by libuv (``PidfdChild``): libuv 1.44's
@@ -23,7 +25,6 @@ only (libuv has no pre-exec hook).
 import errno
 import inspect
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -32,6 +33,7 @@ import warnings
 from ._uv import ffi, lib
 from ._callbacks import def_extern, report
 from .errors import exception_from_uv
+from .childprocess import ChildProcess
 from .handles import UVHandle
 from .poll import Poll, READABLE
 
@@ -94,6 +96,17 @@ class ProcessHandle(UVHandle):
         if callback is not None:
             callback(self.returncode)
 
+    def reaped(self, returncode):
+        """The child was reaped outside libuv (ChildProcess.wait/poll, as
+        Popen does): closing the handle makes libuv forget the pid at once
+        (it may be reused from now on), and the exit is reported one
+        iteration later, as asyncio's child watcher would report it."""
+        if self.closing or self.returncode is not None:
+            return
+        self.returncode = returncode
+        self.close()
+        _report_later(self, returncode)
+
     def kill(self, signum):
         """Signal the child while libuv still watches it (so the pid cannot
         have been reused).  Returns False once the child has been reaped."""
@@ -119,6 +132,13 @@ def _reap(pid):
         os.waitpid(pid, 0)
     except OSError:
         pass
+
+
+def _report_later(child, returncode):
+    """The on_exit callback of a child reaped by ChildProcess, next iteration."""
+    callback, child.on_exit = child.on_exit, None
+    if callback is not None and not child.loop.is_closed():
+        child.loop.call_soon(callback, returncode)
 
 
 @def_extern("_uvffi_exit_cb")
@@ -182,6 +202,15 @@ class PidfdChild:
         if callback is not None:
             callback(returncode)
 
+    def reaped(self, returncode):
+        """As ProcessHandle.reaped: ChildProcess has reaped the child."""
+        if self.returncode is not None:
+            return
+        self.returncode = returncode
+        if self._poll is not None:
+            self._poll.close()
+        _report_later(self, returncode)
+
     def kill(self, signum):
         # Not reaped yet, so the pid is still this child's (maybe a zombie).
         if self.returncode is not None:
@@ -243,6 +272,8 @@ class _ThreadWatchedChild(PidfdChild):
             pass  # loop closed: the child is reaped all the same
 
     def _done(self, returncode):
+        if self.returncode is not None:
+            return  # ChildProcess reaped it first (reaped())
         self.returncode = returncode
         callback, self.on_exit = self.on_exit, None
         if callback is not None:
@@ -291,46 +322,6 @@ class ChildPipe:
 
     def __repr__(self):
         return "<ChildPipe fd=%d mode=%r>" % (self._fd, self.mode)
-
-
-class ChildProcess:
-    """The ``_proc`` of our subprocess transport, shaped like the parts of
-    ``subprocess.Popen`` that asyncio uses: ``pid``, ``returncode``,
-    ``stdin``/``stdout``/``stderr``, ``poll``, ``send_signal``,
-    ``terminate``, ``kill``."""
-
-    def __init__(self, handle, args, stdin, stdout, stderr):
-        self._handle = handle
-        self.args = args
-        self.pid = handle.pid
-        self.returncode = None
-        self.stdin = stdin
-        self.stdout = stdout
-        self.stderr = stderr
-
-    def poll(self):
-        # libuv owns reaping: the status is known once its exit callback ran
-        return self.returncode
-
-    def send_signal(self, sig):
-        # As Popen: a child known to have exited is not signalled (its pid
-        # may belong to another process by now).
-        if self.returncode is not None:
-            return
-        try:
-            self._handle.kill(sig)
-        except ProcessLookupError:
-            pass
-
-    def terminate(self):
-        self.send_signal(signal.SIGTERM)
-
-    def kill(self):
-        self.send_signal(signal.SIGTERM if _WINDOWS else signal.SIGKILL)
-
-    def __repr__(self):
-        return "<%s: returncode: %s args: %r>" % (
-            self.__class__.__name__, self.returncode, self.args)
 
 
 # -- Popen arguments -> uv_process_options_t ------------------------------------

@@ -16,12 +16,24 @@ def new_event_loop() -> Loop:
     return Loop()
 
 
-class EventLoopPolicy(events.BaseDefaultEventLoopPolicy):
+if sys.platform != "win32":
+    # asyncio's own Unix policy: up to 3.13 it also keeps the process-wide
+    # child watcher (get_child_watcher/set_child_watcher, deprecated in
+    # 3.12), which code written for asyncio calls and CPython's own test
+    # suite sets up.  uvffi's subprocesses (uv_spawn) do not use it; a
+    # watcher only reaps the processes its user registers with it.
+    from asyncio.unix_events import _UnixDefaultEventLoopPolicy as _PolicyBase
+else:
+    _PolicyBase = events.BaseDefaultEventLoopPolicy
+
+
+class EventLoopPolicy(_PolicyBase):
     """An asyncio policy whose loops are uvffi loops.
 
     ``asyncio.set_event_loop_policy(uvffi.EventLoopPolicy())`` (or
     :func:`install`) makes ``asyncio.new_event_loop()`` and the loops of
-    ``asyncio.run`` uvffi loops.
+    ``asyncio.run`` uvffi loops.  Everything else is asyncio's default
+    policy for the platform.
     """
 
     def _loop_factory(self) -> Loop:

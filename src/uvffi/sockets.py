@@ -49,14 +49,16 @@ class SockMethodsMixin:
         _check_sock(self, sock)
         if (type(n) is int and _SCRATCH_FROM < n <= _SCRATCH_MAX
                 and type(sock) is socket.socket):
-            recv, args = self._recv_copy, (sock, n)
-        else:
-            recv, args = sock.recv, (n,)
+            try:
+                return self._recv_copy(sock, n)
+            except _RETRY:
+                pass
+            return await self._sock_wait(True, sock, self._recv_copy, (n,))
         try:
-            return recv(*args)
+            return sock.recv(n)
         except _RETRY:
             pass
-        return await self._sock_wait(True, sock, recv, args)
+        return await self._sock_wait(True, sock, "recv", (n,))
 
     _recv_scratch = None
 
@@ -74,7 +76,7 @@ class SockMethodsMixin:
             return sock.recv_into(buf)
         except _RETRY:
             pass
-        return await self._sock_wait(True, sock, sock.recv_into, (buf,))
+        return await self._sock_wait(True, sock, "recv_into", (buf,))
 
     async def sock_recvfrom(self, sock, bufsize):
         """Receive a datagram: (bytes, address)."""
@@ -83,7 +85,7 @@ class SockMethodsMixin:
             return sock.recvfrom(bufsize)
         except _RETRY:
             pass
-        return await self._sock_wait(True, sock, sock.recvfrom, (bufsize,))
+        return await self._sock_wait(True, sock, "recvfrom", (bufsize,))
 
     async def sock_recvfrom_into(self, sock, buf, nbytes=0):
         """Receive a datagram into *buf*: (nbytes, address)."""
@@ -94,8 +96,7 @@ class SockMethodsMixin:
             return sock.recvfrom_into(buf, nbytes)
         except _RETRY:
             pass
-        return await self._sock_wait(True, sock, sock.recvfrom_into,
-                                     (buf, nbytes))
+        return await self._sock_wait(True, sock, "recvfrom_into", (buf, nbytes))
 
     # -- sending ----------------------------------------------------------------
 
@@ -106,8 +107,7 @@ class SockMethodsMixin:
             return sock.sendto(data, address)
         except _RETRY:
             pass
-        return await self._sock_wait(False, sock, sock.sendto,
-                                     (data, 0, address))
+        return await self._sock_wait(False, sock, "sendto", (data, 0, address))
 
     async def sock_sendall(self, sock, data):
         """Send all of *data*; None on success."""
@@ -154,19 +154,25 @@ class SockMethodsMixin:
         fd = sock.fileno()
         self._ensure_fd_no_transport(fd)
         if reading:
-            handle = self._add_reader(fd, self._sock_retry, fut, op, args)
+            handle = self._add_reader(fd, self._sock_retry, fut, sock, op, args)
             done = self._sock_read_done
         else:
-            handle = self._add_writer(fd, self._sock_retry, fut, op, args)
+            handle = self._add_writer(fd, self._sock_retry, fut, sock, op, args)
             done = self._sock_write_done
         fut.add_done_callback(functools.partial(done, fd, handle=handle))
         return await fut
 
-    def _sock_retry(self, fut, op, args):
+    def _sock_retry(self, fut, sock, op, args):
+        """*op*: the name of a socket method, looked up on every try as
+        asyncio does (its caller may replace it meanwhile: CPython's own
+        tests swap in a mock), or a callable taking (sock, *args)."""
         if fut.done():
             return
         try:
-            result = op(*args)
+            if op.__class__ is str:
+                result = getattr(sock, op)(*args)
+            else:
+                result = op(sock, *args)
         except _RETRY:
             return  # spurious wake-up: wait again
         except (SystemExit, KeyboardInterrupt):
