@@ -155,6 +155,11 @@ class SchedulerMixin:
         if not _PYPY and cls.create_future is base_events.BaseEventLoop.create_future:
             self.create_future = functools.partial(futures.Future, loop=self)
 
+    # True while a poll runs with callbacks already in the ready queue: the
+    # I/O it reports then waits behind them (as on asyncio's loop).  Never
+    # set for a host's loop (embedding): the host runs uv_run itself.
+    _uv_defer_io = False
+
     # time() is asyncio's clock; a staticmethod saves a Python frame per call.
     time = staticmethod(_monotonic)
 
@@ -271,13 +276,23 @@ class SchedulerMixin:
             timeout = None
 
         if timeout == 0 and self._uv_nowait is not None:
-            # UVSelector.select(0), inlined: one frame less per iteration
+            # UVSelector.select(0), inlined: one frame less per iteration.
+            # With callbacks already queued, what the poll reads is queued
+            # behind them, as asyncio orders it (_on_reads in streamhandle.py)
+            self._uv_defer_io = defer = bool(ready)
             _run_nowait(self._uv_nowait)
+            if defer:
+                self._uv_defer_io = False
             if self._fatal is not None:
                 exc, self._fatal = self._fatal, None
                 raise exc
         else:
-            self._selector.select(timeout)
+            self._uv_defer_io = defer = bool(ready)
+            try:
+                self._selector.select(timeout)
+            finally:
+                if defer:
+                    self._uv_defer_io = False
 
         if q.n:
             q.move_due(ready, _monotonic() + self._clock_resolution)

@@ -63,7 +63,7 @@ class Stream(UVHandle):
                  "on_connection", "protocol", "live", "on_data_failed",
                  "on_alloc", "on_filled", "_reqs", "reading", "backlog",
                  "_batched", "_key", "wfd", "mode", "_default_mode",
-                 "in_alloc", "_reconcile")
+                 "in_alloc", "_reconcile", "_backlog_due", "_in_backlog")
 
     def __init__(self, loop):
         super().__init__(loop)
@@ -74,6 +74,9 @@ class Stream(UVHandle):
         self._reqs = set()  # in-flight requests: alive until their callback
         self.reading = False
         self.backlog = None
+        # a _deliver_backlog is scheduled / running: libuv is not reading
+        # then, and only the end of _deliver_backlog starts it again
+        self._backlog_due = self._in_backlog = False
         self.wfd = -1  # see write_fd()
         # batched reads find the stream by its handle->data (an int)
         self._batched = loop._read_view is not None
@@ -112,7 +115,8 @@ class Stream(UVHandle):
         self.mode = mode
         if self.in_alloc:
             self._reconcile = True
-        elif self.reading and not self.backlog and not self.closing:
+        elif (self.reading and not self.backlog and not self._in_backlog
+              and not self.closing):
             rc = lib.uvffi_read_restart(self.ptr, mode)
             if rc < 0:
                 self.reading = False
@@ -125,10 +129,15 @@ class Stream(UVHandle):
             self._reconcile = True
             self._relive()
             return
+        if self._in_backlog:
+            # resumed by a held read's protocol call: the delivery goes on,
+            # and starts libuv when it is done
+            self._relive()
+            return
         if self.backlog:
             # held reads first: libuv resumes once they are delivered
             self._relive()
-            self.loop.call_soon(self._deliver_backlog)
+            self._schedule_backlog()
             return
         rc = self._read_start()
         if rc < 0:
@@ -163,7 +172,7 @@ class Stream(UVHandle):
         elif self.backlog:
             # held reads go first (as read_start does them)
             lib.uv_read_stop(self.ptr)
-            self.loop.call_soon(self._deliver_backlog)
+            self._schedule_backlog()
         else:
             rc = lib.uvffi_read_restart(self.ptr, self.mode)
             if rc < 0:
@@ -181,23 +190,39 @@ class Stream(UVHandle):
             # still reading (its delivery was interrupted): deliver from the
             # ready queue, libuv paused so that nothing newer overtakes it
             lib.uv_read_stop(self.ptr)
+            self._schedule_backlog()
+
+    def _schedule_backlog(self):
+        # once: a second delivery would start libuv reading twice (EALREADY)
+        if not self._backlog_due:
+            self._backlog_due = True
             self.loop.call_soon(self._deliver_backlog)
 
     def _deliver_backlog(self):
+        self._backlog_due = False
         backlog = self.backlog
-        while backlog and self.reading and not self.closing:
-            nread, data = backlog.popleft()
-            protocol = self.protocol
-            if protocol is not None and nread > 0:
-                try:
-                    protocol.data_received(data)
-                except (SystemExit, KeyboardInterrupt):
-                    raise
-                except BaseException as exc:
-                    self.on_data_failed(exc)
-            else:
-                self.on_read(nread, data)
-        if self.reading and not self.closing and not backlog:
+        self._in_backlog = True
+        try:
+            while backlog and self.reading and not self.closing:
+                nread, data = backlog.popleft()
+                protocol = self.protocol
+                if protocol is not None and nread > 0:
+                    try:
+                        protocol.data_received(data)
+                    except (SystemExit, KeyboardInterrupt):
+                        raise
+                    except BaseException as exc:
+                        self.on_data_failed(exc)
+                else:
+                    self.on_read(nread, data)
+        finally:
+            self._in_backlog = False
+            if backlog and self.reading and not self.closing:
+                # left early (SystemExit, KeyboardInterrupt): the rest later
+                self._schedule_backlog()
+        if self.reading and not self.closing and not backlog and not self._backlog_due:
+            # (a delivery scheduled meanwhile, by a pause and resume in a
+            # callback above, restarts libuv itself)
             rc = self._read_start()
             if rc < 0:
                 self.on_read(rc, None)  # reported as a read error
@@ -313,6 +338,11 @@ def _on_read(data, nread, base):
     large ones, EOF and errors (after the batch before them)."""
     stream = _from_handle(data)
     protocol = stream.live
+    if stream.loop._uv_defer_io:
+        # behind the callbacks queued before this poll (see _on_reads)
+        if not stream.closing:
+            stream.hold(nread, _unpack(base, nread) if nread > 0 else None)
+        return
     if protocol is not None and nread > 0:
         # one Python frame from libuv to the protocol (Stream's docstring)
         try:
@@ -341,6 +371,19 @@ def _on_reads(data, count):
     # twice per read
     batch = iter(loop._read_numbers(2 * count))
     start = end = 0
+    if loop._uv_defer_io:
+        # Callbacks were already queued when this poll began: on asyncio's
+        # loop they run before the I/O callbacks of the poll (which it
+        # queues behind them), so a coroutine resumed by one of them (the
+        # caller of create_connection, say) sees its connection before its
+        # first data.  The reads wait on their streams, in order, delivered
+        # from the ready queue (Stream.hold).
+        for key, end in zip(batch, batch):
+            stream = streams[key]
+            if not stream.closing:
+                stream.hold(end - start, view[start:end])
+            start = end
+        return
     try:
         for key, end in zip(batch, batch):
             stream = streams[key]

@@ -1,0 +1,120 @@
+"""The order of I/O callbacks against callbacks already queued: asyncio's
+loop runs what was in the ready queue when it polled before the I/O
+callbacks of that poll.  So the coroutine awaiting create_connection()
+resumes, and holds its transport, before the protocol sees the first data
+a server sent at once (CPython's test_buffered_proto relies on it; uvffi,
+which delivers I/O during its poll, used to call the protocol first)."""
+import asyncio
+import socket
+
+import pytest
+
+
+def _run(loop, coro, timeout=30):
+    return loop.run_until_complete(asyncio.wait_for(coro, timeout))
+
+
+async def _server_sending_at_once(payload):
+    async def on_client(reader, writer):
+        writer.write(payload)
+        await reader.read(1)
+        writer.close()
+    return await asyncio.start_server(on_client, "127.0.0.1", 0)
+
+
+class SeesTransportFirst(asyncio.Protocol):
+    """Records, at each data_received, whether the coroutine had its
+    transport by then (``holder`` is filled in after create_connection)."""
+
+    def __init__(self, holder, done):
+        self.holder, self.done, self.seen = holder, done, []
+
+    def data_received(self, data):
+        self.seen.append("transport" in self.holder)
+        self.holder["transport"].write(b"1")  # what CPython's test does
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+class BufferedSeesTransportFirst(asyncio.BufferedProtocol):
+    def __init__(self, holder, done):
+        self.holder, self.done, self.seen = holder, done, []
+        self.buffer = bytearray(100)
+
+    def get_buffer(self, sizehint):
+        return self.buffer
+
+    def buffer_updated(self, nbytes):
+        self.seen.append("transport" in self.holder)
+        self.holder["transport"].write(b"1")
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+@pytest.mark.parametrize("protocol_class", [SeesTransportFirst, BufferedSeesTransportFirst])
+@pytest.mark.parametrize("size", [9216, 300 * 1024])
+def test_first_data_arrives_after_create_connection_returns(any_loop, protocol_class, size):
+    async def main():
+        server = await _server_sending_at_once(b"x" * size)
+        holder = {}
+        done = any_loop.create_future()
+        # something already queued when the data comes in: the resumption of
+        # this coroutine (the order asyncio gives it)
+        transport, protocol = await any_loop.create_connection(
+            lambda: protocol_class(holder, done), *server.sockets[0].getsockname())
+        holder["transport"] = transport
+        await done
+        transport.close()
+        server.close()
+        await server.wait_closed()
+        return protocol.seen
+
+    seen = _run(any_loop, main())
+    assert seen and all(seen), seen
+
+
+def test_callbacks_queued_before_a_poll_run_before_its_reads(any_loop):
+    order = []
+
+    class Recorder(asyncio.Protocol):
+        def data_received(self, data):
+            order.append("data")
+
+    async def main():
+        a, b = socket.socketpair()
+        transport, _ = await any_loop.create_connection(Recorder, sock=a)
+
+        def send_and_queue():
+            b.send(b"ping")  # readable at the next poll
+            any_loop.call_soon(order.append, "queued")  # queued before it
+        any_loop.call_soon(send_and_queue)
+        await asyncio.sleep(0.05)
+        transport.close()
+        b.close()
+        return order
+
+    assert _run(any_loop, main()) == ["queued", "data"]
+
+
+def test_datagrams_wait_behind_callbacks_queued_before_the_poll(any_loop):
+    order = []
+
+    class Recorder(asyncio.DatagramProtocol):
+        def datagram_received(self, data, addr):
+            order.append(data)
+
+    async def main():
+        transport, _ = await any_loop.create_datagram_endpoint(
+            Recorder, local_addr=("127.0.0.1", 0))
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+        def send_and_queue():
+            sender.sendto(b"d", transport.get_extra_info("sockname"))
+            any_loop.call_soon(order.append, "queued")
+        any_loop.call_soon(send_and_queue)
+        await asyncio.sleep(0.05)
+        transport.close()
+        sender.close()
+        return order
+
+    assert _run(any_loop, main()) == ["queued", b"d"]
