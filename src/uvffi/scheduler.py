@@ -56,6 +56,21 @@ class TimerHandle(events.TimerHandle):
     __init__ = object.__init__
 
 
+def _lean_timer(when, callback, args, loop, context):
+    """A lean TimerHandle, as TimerHandle.__init__ would fill it in (call_at;
+    call_later has this inline, being the common way to a timer)."""
+    timer = TimerHandle()
+    timer._context = _copy_context() if context is None else context
+    timer._loop = loop
+    timer._callback = callback
+    timer._args = args
+    timer._cancelled = False
+    timer._repr = None
+    timer._source_traceback = None
+    timer._when = when
+    return timer
+
+
 def _debug_timer_handle(when, callback, args, loop, context):
     """A TimerHandle with asyncio's full (debug-mode) initialisation."""
     timer = TimerHandle.__new__(TimerHandle)
@@ -233,15 +248,7 @@ class SchedulerMixin:
             if timer._source_traceback:
                 del timer._source_traceback[-1]
         else:
-            timer = TimerHandle()
-            timer._context = _copy_context() if context is None else context
-            timer._loop = self
-            timer._callback = callback
-            timer._args = args
-            timer._cancelled = False
-            timer._repr = None
-            timer._source_traceback = None
-            timer._when = when
+            timer = _lean_timer(when, callback, args, self, context)
         self._scheduled.push(timer)
         timer._scheduled = True
         return timer

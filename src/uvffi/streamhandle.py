@@ -378,11 +378,7 @@ def _on_reads(data, count):
         # caller of create_connection, say) sees its connection before its
         # first data.  The reads wait on their streams, in order, delivered
         # from the ready queue (Stream.hold).
-        for key, end in zip(batch, batch):
-            stream = streams[key]
-            if not stream.closing:
-                stream.hold(end - start, view[start:end])
-            start = end
+        _hold_rest(streams, view, batch, start)
         return
     try:
         for key, end in zip(batch, batch):
@@ -403,13 +399,18 @@ def _on_reads(data, count):
             start = end
     except (SystemExit, KeyboardInterrupt):
         # leaving the batch: what is left of it waits on its streams
-        start = end
-        for key, end in zip(batch, batch):
-            stream = streams[key]
-            if not stream.closing:
-                stream.hold(end - start, view[start:end])
-            start = end
+        _hold_rest(streams, view, batch, end)
         raise
+
+
+def _hold_rest(streams, view, batch, start):
+    """The reads left in *batch* (from offset *start*), kept on their
+    streams for the ready queue to deliver (Stream.hold)."""
+    for key, end in zip(batch, batch):
+        stream = streams[key]
+        if not stream.closing:
+            stream.hold(end - start, view[start:end])
+        start = end
 
 
 @def_extern("_uvffi_alloc")
