@@ -118,3 +118,36 @@ def test_datagrams_wait_behind_callbacks_queued_before_the_poll(any_loop):
         return order
 
     assert _run(any_loop, main()) == ["queued", b"d"]
+
+
+def test_guest_mode_reads_wait_behind_callbacks_queued_before_the_hosts_poll():
+    # the same order on a host's uv_loop_t: our prepare step runs before the
+    # host polls, the check step after it
+    from test_embedding import Host, finish, guest, lib
+
+    host = Host()
+    loop = guest(host)
+    order = []
+
+    class Recorder(asyncio.Protocol):
+        def data_received(self, data):
+            order.append("data")
+
+    a, b = socket.socketpair()
+    try:
+        made = loop.create_task(loop.create_connection(Recorder, sock=a))
+        host.run_until(made.done)
+        transport, _ = made.result()
+
+        def send_and_queue():
+            b.send(b"ping")
+            loop.call_soon(order.append, "queued")
+        loop.call_soon(send_and_queue)
+        host.run_until(lambda: len(order) == 2)
+        assert order == ["queued", "data"]
+        transport.close()
+        host.run(lib.UV_RUN_NOWAIT)
+    finally:
+        finish(loop, host)
+        b.close()
+        assert host.close() == 0

@@ -295,10 +295,16 @@ class EmbeddingMixin:
         try:
             if self._guest_enter():
                 self._guest_step()
+                # The host polls next: what it reads for us waits behind
+                # the callbacks queued by now, as _run_once orders a poll
+                # (the check step delivers it).
+                self._uv_defer_io = bool(self._ready)
         except BaseException as exc:  # noqa: BLE001 - cannot cross the host
+            self._uv_defer_io = False
             self._guest_fail(exc)
 
     def _guest_on_check(self):
+        self._uv_defer_io = False
         try:
             if self._guest_enter():
                 try:
@@ -417,6 +423,7 @@ class EmbeddingMixin:
         g.active = False
         g.paused = False
         g.pause()
+        self._uv_defer_io = False  # (set between prepare and check)
         self._guest_exit()
         if g.saved_selector is not None:
             self._selector = g.saved_selector
