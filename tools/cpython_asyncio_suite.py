@@ -24,7 +24,6 @@ makes the exit status 1.  Not part of CI (the CI machine may lack the test
 package); the README's test command does not run it.
 """
 import json
-import os
 import subprocess
 import sys
 
