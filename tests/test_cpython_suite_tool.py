@@ -30,3 +30,11 @@ def test_cpython_buffered_proto_and_futures2_modules_pass_on_uvffi():
     assert set(lines) == {"test_buffered_proto", "test_futures2"}, out.stdout
     # the tests ran on uvffi loops, not asyncio's
     assert "(0 uvffi loops)" not in lines["test_buffered_proto"], out.stdout
+
+
+def test_baseline_mode_runs_the_same_tests_on_asyncios_loop():
+    out = subprocess.run([sys.executable, TOOL, "test_buffered_proto", "--baseline"],
+                         env=child_env(), stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout
+    assert "(0 uvffi loops)" in out.stdout, out.stdout

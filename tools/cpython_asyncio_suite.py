@@ -1,6 +1,6 @@
 """Run CPython's own asyncio test suite (``test.test_asyncio``) on uvffi loops.
 
-    python tools/cpython_asyncio_suite.py [MODULE ...] [--verbose]
+    python tools/cpython_asyncio_suite.py [MODULE ...] [--verbose] [--baseline]
 
 Needs an interpreter whose standard library has its ``test`` package (pyenv
 and python.org builds do; Debian's ``python3`` needs ``libpython3.X-testsuite``)
@@ -20,7 +20,9 @@ runs in a child process with a time limit, in one of three ways:
 Tests that check how asyncio's selector loop is built inside (they mock
 ``subprocess.Popen``, a child watcher, or call ``_sock_sendfile_native_impl``)
 are listed in EXPECTED with the reason; any other failure is reported and
-makes the exit status 1.  Not part of CI (the CI machine may lack the test
+makes the exit status 1.  ``--baseline`` runs the same on asyncio's own
+loop: what fails there too is the interpreter's (CPython's suite on PyPy,
+say), not uvffi's.  Not part of CI (the CI machine may lack the test
 package); the README's test command does not run it.
 """
 import json
@@ -55,8 +57,10 @@ _CHILD = r'''
 import asyncio, inspect, json, sys, unittest, faulthandler
 import uvffi
 faulthandler.dump_traceback_later(float(sys.argv[2]), exit=True)
-asyncio.DefaultEventLoopPolicy = uvffi.EventLoopPolicy
-asyncio.set_event_loop_policy(uvffi.EventLoopPolicy())
+baseline = sys.argv[4] == "baseline"
+if not baseline:
+    asyncio.DefaultEventLoopPolicy = uvffi.EventLoopPolicy
+    asyncio.set_event_loop_policy(uvffi.EventLoopPolicy())
 name = sys.argv[1]
 try:
     mod = __import__("test.test_asyncio." + name, fromlist=["x"])
@@ -65,7 +69,9 @@ except ImportError as exc:  # not in this Python version
     sys.exit(0)
 
 def uvffi_loop(self):
-    return uvffi.new_event_loop()
+    # --baseline: the same harness on asyncio's loop, to tell what fails on
+    # this interpreter whatever the loop (PyPy and CPython's suite)
+    return asyncio.SelectorEventLoop() if baseline else uvffi.new_event_loop()
 
 suite = unittest.TestSuite()
 loader = unittest.defaultTestLoader
@@ -128,12 +134,13 @@ def _expected(test_id):
 
 def main(argv):
     verbose = "--verbose" in argv
+    mode = "baseline" if "--baseline" in argv else "uvffi"
     modules = [a for a in argv if not a.startswith("--")] or MODULES
     unexpected = []
     for name in modules:
         try:
             out = subprocess.run(
-                [sys.executable, "-c", _CHILD, name, "300", "2" if verbose else "0"],
+                [sys.executable, "-c", _CHILD, name, "300", "2" if verbose else "0", mode],
                 stdout=subprocess.PIPE, stderr=None if verbose else subprocess.PIPE,
                 timeout=330, text=True)
         except subprocess.TimeoutExpired:
