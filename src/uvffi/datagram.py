@@ -19,7 +19,7 @@ import logging
 import sys
 import warnings
 
-from asyncio import constants, events, futures, selector_events, transports, trsock
+from asyncio import constants, futures, selector_events, transports, trsock
 
 from .transportbase import ClosingMixin, ReadingMixin
 from .poll import Poll, READABLE, WRITABLE
@@ -130,8 +130,7 @@ class DatagramTransportBase(ReadingMixin, ClosingMixin, transports._FlowControlM
         if loop is not None and loop._uv_defer_io:
             # behind the callbacks queued before this poll, as on asyncio's
             # loop (see _on_reads in streamhandle.py)
-            loop._uv_ready_append(events.Handle(self._deliver_late, (data, addr),
-                                                loop, None))
+            loop.call_soon(self._if_open, self._deliver, data, addr)
             return
         try:
             self._protocol.datagram_received(data, addr)
@@ -140,15 +139,16 @@ class DatagramTransportBase(ReadingMixin, ClosingMixin, transports._FlowControlM
         except BaseException as exc:
             self._callback_failed(exc, "protocol.datagram_received()")
 
-    def _deliver_late(self, data, addr):
-        if not self._conn_lost:  # nothing after close(), as asyncio
-            self._deliver(data, addr)
+    def _if_open(self, method, *args):
+        # a deferred delivery: nothing after close(), as on asyncio's loop
+        if not self._conn_lost:
+            method(*args)
 
     def _error_received(self, exc):
         loop = self._loop
         if loop is not None and loop._uv_defer_io:
             # in order with the datagrams deferred before it (_deliver)
-            loop._uv_ready_append(events.Handle(self._error_late, (exc,), loop, None))
+            loop.call_soon(self._if_open, self._error_received, exc)
             return
         try:
             self._protocol.error_received(exc)
@@ -156,10 +156,6 @@ class DatagramTransportBase(ReadingMixin, ClosingMixin, transports._FlowControlM
             raise
         except BaseException as exc2:
             self._callback_failed(exc2, "protocol.error_received()")
-
-    def _error_late(self, exc):
-        if not self._conn_lost:
-            self._error_received(exc)
 
     # -- reading ---------------------------------------------------------------
 

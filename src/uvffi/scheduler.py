@@ -284,28 +284,21 @@ class SchedulerMixin:
         else:
             timeout = None
 
-        if timeout == 0 and self._uv_nowait is not None:
-            # UVSelector.select(0), inlined: one frame less per iteration.
-            # With callbacks already queued, what the poll reads is queued
-            # behind them, as asyncio orders it (_on_reads in streamhandle.py)
-            if ready:
-                self._uv_defer_io = True
+        # With callbacks already queued, what the poll reads waits behind
+        # them, as asyncio orders it (_on_reads in streamhandle.py).
+        if ready:
+            self._uv_defer_io = True
+        try:
+            if timeout == 0 and self._uv_nowait is not None:
+                # UVSelector.select(0), inlined: one frame less per iteration
                 _run_nowait(self._uv_nowait)
-                self._uv_defer_io = False
-            else:
-                _run_nowait(self._uv_nowait)
-            if self._fatal is not None:
-                exc, self._fatal = self._fatal, None
-                raise exc
-        else:
-            if ready:
-                self._uv_defer_io = True
-                try:
-                    self._selector.select(timeout)
-                finally:
-                    self._uv_defer_io = False
+                if self._fatal is not None:
+                    exc, self._fatal = self._fatal, None
+                    raise exc
             else:
                 self._selector.select(timeout)
+        finally:
+            self._uv_defer_io = False
 
         if q.n:
             q.move_due(ready, _monotonic() + self._clock_resolution)
