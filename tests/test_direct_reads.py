@@ -1,21 +1,40 @@
 """BufferedProtocol reads straight into the protocol's buffer.
 
-While a BufferedProtocol's reads are large, uvffi has libuv read into the
-buffer that ``get_buffer()`` returns (streams.py: direct reads), as
-asyncio's ``recv_into`` does; small reads are batched and copied.  The
-protocol calls happen inside libuv's alloc callback, where telling libuv
-to stop reading or to close would make it call a NULL read callback: these
-tests pin that a protocol may pause, close, abort, switch protocols or fail
-there, with asyncio's messages, no lost byte and no crash.  Each test runs
-on asyncio's SelectorEventLoop too."""
+While a BufferedProtocol's reads are large, uvffi reads into the buffer
+that ``get_buffer()`` returns (bufferedreads.py: direct reads), as
+asyncio's ``recv_into`` does; small reads are batched and copied.  On
+POSIX, Python reads the fd itself from libuv's alloc callback (self
+reads); elsewhere libuv reads into the buffer between an alloc and a read
+callback.  Either way the protocol calls happen inside libuv's alloc
+callback, where telling libuv to stop reading or to close would make it
+call a NULL read callback: these tests pin that a protocol may pause,
+close, abort, switch protocols or fail there, with asyncio's messages, no
+lost byte and no crash.  Each test runs on asyncio's SelectorEventLoop
+too, and on uvffi in both ways of reading."""
 import asyncio
+import os
 import socket
 
 import pytest
 
+from uvffi import bufferedreads
 from uvffi._uv import lib
 
 BIG = 1024 * 1024
+LARGE_READ_MODES = {"self": lib.UVFFI_READ_SELF, "libuv": lib.UVFFI_READ_DIRECT}
+
+
+@pytest.fixture(autouse=True, params=sorted(LARGE_READ_MODES))
+def large_read_mode(request, monkeypatch):
+    """How uvffi reads large reads in the test: by itself (POSIX's way) or
+    through libuv (the other platforms', tested here all the same)."""
+    loop = request.getfixturevalue("any_loop")
+    if loop.kind != "uvffi" and request.param != "self":
+        pytest.skip("one way of reading on asyncio's loop")
+    if request.param == "self" and os.name != "posix":
+        pytest.skip("self reads are POSIX only")
+    monkeypatch.setattr(bufferedreads, "_READ_LARGE", LARGE_READ_MODES[request.param])
+    return LARGE_READ_MODES[request.param]
 
 
 def payload(n, seed=0):
@@ -139,7 +158,7 @@ def _errors(loop):
     return seen
 
 
-def test_large_and_small_reads_arrive_whole_and_in_order(any_loop):
+def test_large_and_small_reads_arrive_whole_and_in_order(any_loop, large_read_mode):
     loop = any_loop
     proto = Collector(loop)
     parts = [payload(BIG, 1)] + [payload(100, i) for i in range(20)] + [payload(BIG // 2, 3)]
@@ -166,8 +185,8 @@ def test_large_and_small_reads_arrive_whole_and_in_order(any_loop):
     if loop.kind == "uvffi":
         # both ways of reading were used: into the protocol's buffer while
         # reads were large, batched and copied for the 100-byte ones
-        assert lib.UVFFI_READ_DIRECT in proto.modes
-        assert proto.modes - {lib.UVFFI_READ_DIRECT}
+        assert large_read_mode in proto.modes
+        assert proto.modes - {large_read_mode}
 
 
 def test_small_protocol_buffer_gets_large_reads_in_pieces(any_loop):
@@ -231,15 +250,16 @@ def test_buffer_updated_failure_while_reading_large(any_loop):
     assert proto.after_lost == []
 
 
-def test_pause_and_resume_inside_get_buffer_lose_nothing(any_loop):
+@pytest.mark.parametrize("where", ["get", "updated"])
+def test_pause_and_resume_inside_protocol_calls_lose_nothing(any_loop, where):
     loop = any_loop
     proto = Collector(loop)
     data = payload(4 * BIG)
     pauses = []
 
-    def hook(p, where):
-        # pause in get_buffer every ~256 KiB, resume a moment later
-        if where == "get" and len(p.got) // (256 * 1024) > len(pauses):
+    def hook(p, at):
+        # pause every ~256 KiB, resume a moment later
+        if at == where and len(p.got) // (256 * 1024) > len(pauses):
             pauses.append(len(p.got))
             p.transport.pause_reading()
             loop.call_later(0.005, p.transport.resume_reading)
@@ -249,14 +269,15 @@ def test_pause_and_resume_inside_get_buffer_lose_nothing(any_loop):
     assert len(pauses) >= 3
 
 
+@pytest.mark.parametrize("where", ["get", "updated"])
 @pytest.mark.parametrize("how", ["close", "abort"])
-def test_closing_inside_get_buffer(any_loop, how):
+def test_closing_inside_protocol_calls(any_loop, how, where):
     loop = any_loop
     errors = _errors(loop)
     proto = Collector(loop)
 
-    def hook(p, where):
-        if where == "get" and len(p.got) >= BIG // 4 and not p.transport.is_closing():
+    def hook(p, at):
+        if at == where and len(p.got) >= BIG // 4 and not p.transport.is_closing():
             getattr(p.transport, how)()
 
     async def main():
@@ -274,6 +295,62 @@ def test_closing_inside_get_buffer(any_loop, how):
     assert errors == []
     assert proto.events == [("lost", None)]
     assert proto.after_lost == []
+
+
+def test_eof_kept_open_stops_reading_and_the_transport_still_writes(any_loop):
+    # eof_received() returning True: reading stops after one EOF (an EOF
+    # stays readable: reading on would report it again and again)
+    loop = any_loop
+    proto = Collector(loop)
+    proto.eof_received = lambda: proto.events.append("eof") or True
+    data = payload(BIG)
+
+    async def main():
+        server, client = await _connected(loop, proto)
+        await _send_large_first(loop, proto, client, data)
+        client.shutdown(socket.SHUT_WR)
+        await _wait_for(lambda: "eof" in proto.events)
+        await asyncio.sleep(0.05)
+        proto.transport.write(b"still open")
+        reply = await loop.sock_recv(client, 100)
+        proto.transport.close()
+        await proto.lost
+        client.close()
+        server.close()
+        await server.wait_closed()
+        return reply
+
+    assert run(loop, main()) == b"still open"
+    assert bytes(proto.got) == data
+    assert proto.events == ["eof", ("lost", None)]
+
+
+def test_connection_reset_while_reading_large(any_loop):
+    loop = any_loop
+    errors = _errors(loop)
+    proto = Collector(loop)
+
+    async def main():
+        server, client = await _connected(loop, proto)
+        proto.transport.pause_reading()
+        await loop.sock_sendall(client, payload(200 * 1024))
+        await asyncio.sleep(0.05)
+        # unread data on the client's side too: close() sends a reset
+        proto.transport.write(b"unread")
+        await asyncio.sleep(0.05)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                          __import__("struct").pack("ii", 1, 0))
+        client.close()
+        await asyncio.sleep(0.05)
+        proto.transport.resume_reading()
+        exc = await proto.lost
+        server.close()
+        await server.wait_closed()
+        return exc
+
+    exc = run(loop, main())
+    assert isinstance(exc, ConnectionResetError)
+    assert errors == []  # asyncio logs no reset
 
 
 def test_switch_to_plain_protocol_while_reading_large(any_loop):

@@ -715,7 +715,7 @@ def test_c_host_example(tmp_path):
 def test_buffered_protocol_large_reads_on_a_hosts_loop(host):
     # a host's loop has no batch: reads come one callback each, and large
     # ones go straight into the BufferedProtocol's buffer there too
-    from uvffi._uv import lib as uvlib
+    from uvffi import bufferedreads
     loop = guest(host)
     a, b = socket.socketpair()
     data = bytes(range(256)) * (16 * 1024)  # 4 MiB
@@ -744,7 +744,7 @@ def test_buffered_protocol_large_reads_on_a_hosts_loop(host):
         host.run_until(lambda: len(got) >= len(data))
         sender.join()
         assert bytes(got) == data
-        assert uvlib.UVFFI_READ_DIRECT in modes
+        assert bufferedreads._READ_LARGE in modes
         tr.close()
         host.run(lib.UV_RUN_NOWAIT)
     finally:

@@ -506,6 +506,56 @@ def test_peer_reset_mid_write_connection_lost_once(any_loop):
     assert isinstance(exc, (ConnectionResetError, BrokenPipeError))
 
 
+def test_reset_after_the_last_data_is_a_connection_reset_not_eof(any_loop):
+    # The peer resets with data still queued for us: the data arrives, then
+    # ConnectionResetError, as on asyncio's loop.  (libuv reports such a
+    # reset as EOF when one poll brings both the last data and the hang-up.)
+    loop = any_loop
+    got = bytearray()
+    events = []
+
+    class Reader(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+            self.lost = loop.create_future()
+
+        def data_received(self, data):
+            got.extend(data)
+
+        def eof_received(self):
+            events.append("eof")
+
+        def connection_lost(self, exc):
+            events.append("lost")
+            self.lost.set_result(exc)
+
+    async def main():
+        proto = Reader()
+        server = await loop.create_server(lambda: proto, "127.0.0.1", 0)
+        client = socket.socket()
+        client.setblocking(False)
+        await loop.sock_connect(client, server.sockets[0].getsockname())
+        while not hasattr(proto, "transport"):
+            await asyncio.sleep(0.01)
+        proto.transport.pause_reading()
+        await loop.sock_sendall(client, b"d" * 50_000)
+        proto.transport.write(b"unread")  # so that close() sends a reset
+        await asyncio.sleep(0.05)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        client.close()
+        await asyncio.sleep(0.05)
+        proto.transport.resume_reading()
+        exc = await asyncio.wait_for(proto.lost, 10)
+        server.close()
+        await server.wait_closed()
+        return exc
+
+    exc = run(loop, main())
+    assert isinstance(exc, ConnectionResetError)
+    assert bytes(got) == b"d" * 50_000
+    assert events == ["lost"]
+
+
 def test_buffered_protocol_receives_everything(any_loop):
     loop = any_loop
 

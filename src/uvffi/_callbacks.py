@@ -63,6 +63,9 @@ def onerror(exc_type, exc_value, tb):
     return None
 
 
-def def_extern(name):
-    """``ffi.def_extern`` with uvffi's error routing."""
-    return ffi.def_extern(name=name, onerror=onerror)
+def def_extern(name, error=None):
+    """``ffi.def_extern`` with uvffi's error routing; *error* is what a
+    callback that returns a value gives C when an exception escapes it."""
+    if error is None:
+        return ffi.def_extern(name=name, onerror=onerror)
+    return ffi.def_extern(name=name, error=error, onerror=onerror)

@@ -8,29 +8,38 @@ chosen per read by size (``Stream.mode``):
   other streams' reads of the same poll phase (one C->Python call per
   batch); the bytes are copied into the protocol's buffer, with as many
   get_buffer()/buffer_updated() rounds as its buffers need.
-- **direct** (large reads): libuv reads straight into get_buffer()'s
-  buffer, as recv_into does, with no copy; that costs two C->Python calls
-  per read.  From a read of ``DIRECT_READS_FROM`` bytes (those come on
-  their own, not batched) until one under ``DIRECT_READS_UNTIL``.
+- **direct** (large reads): the data goes straight into get_buffer()'s
+  buffer, as recv_into does, with no copy.  From a read of
+  ``DIRECT_READS_FROM`` bytes (those come on their own, not batched) until
+  one under ``DIRECT_READS_UNTIL``.  On POSIX the read is a *self read*
+  (``_read_self``): when libuv sees the fd readable, one C->Python call
+  asks get_buffer(), reads the fd into that buffer and calls
+  buffer_updated(), asyncio's recv_into round.  Elsewhere libuv reads
+  into the buffer (``_get_read_buffer``/``_read_buffer_filled``), which
+  costs two C->Python calls per read.
   Measured (CPython 3.11, echo of 100 KiB messages, 20 connections, server
   CPU per request): 22.45 us with the copy against asyncio's 19.76, then
   19.93 us direct against asyncio's 20.83 and uvloop's 18.78 (benchmarks/
   RESULTS.md: 20.72, 21.53, 20.69); at 10 KiB the copy is cheaper (6.35
   against 6.65 us).
 
-get_buffer() runs inside libuv's alloc callback in direct mode; see
-``Stream.in_alloc`` for why whatever it does to the stream's reading
-reaches libuv only afterwards.
+get_buffer() (and, for self reads, buffer_updated()) runs inside libuv's
+alloc callback in direct mode; see ``Stream.in_alloc`` for why whatever it
+does to the stream's reading reaches libuv only afterwards.
 """
+import os
 import sys
 
-from ._uv import ffi
-from .streamhandle import _READ_DIRECT
+from ._uv import ffi, lib
+from .streamhandle import _READ_DIRECT, _READ_SELF
 
 _PYPY = sys.implementation.name == "pypy"
 _from_buffer = ffi.from_buffer
 _CHAR_ARRAY = ffi.typeof("char[]")
 _memmove = ffi.memmove
+_stream_read = lib.uvffi_stream_read
+# how large reads go into the protocol's buffer (see the module docstring)
+_READ_LARGE = _READ_SELF if os.name == "posix" else _READ_DIRECT
 DIRECT_READS_FROM = 32 * 1024
 DIRECT_READS_UNTIL = 8 * 1024
 # socket.recv_into()'s words for a buffer it cannot write into
@@ -117,7 +126,7 @@ class BufferedReadsMixin:
                     exc, "Fatal error: protocol.buffer_updated() call failed.")
                 return
         if nread >= DIRECT_READS_FROM:
-            self._set_read_mode(_READ_DIRECT)
+            self._set_read_mode(_READ_LARGE)
 
     def _copy_in_pieces(self, protocol, target, size, nread, data):
         """_read_into_buffered's general case: as many get_buffer() and
@@ -199,6 +208,51 @@ class BufferedReadsMixin:
         self._read_target = cbuf
         buf.base = cbuf
         buf.len = len(cbuf)
+
+    def _read_self(self):
+        # asyncio's _read_ready__get_buffer, in libuv's alloc callback (see
+        # _get_read_buffer): get_buffer(), the read, buffer_updated()
+        stream = self._stream
+        protocol = self._protocol
+        try:
+            target = protocol.get_buffer(-1)
+            if not len(target):
+                raise RuntimeError("get_buffer() returned an empty buffer")
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(
+                exc, "Fatal error: protocol.get_buffer() call failed.")
+            return
+        try:
+            cbuf = _from_buffer(_CHAR_ARRAY, target, True)
+        except (TypeError, BufferError):
+            exc = TypeError(_NOT_WRITABLE % type(target).__name__)
+            self._fatal_error(exc, "Fatal read error on socket transport")
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal read error on socket transport")
+            return
+        if stream._reconcile:
+            return  # paused, closed or switched in get_buffer(): no read
+        nread = _stream_read(stream.ptr, cbuf, len(cbuf))
+        # released now: buffer_updated() may resize a bytearray it exported
+        cbuf = None
+        if nread <= 0:
+            self._on_read_status(nread)  # EOF, an error (UV_EAGAIN: nothing)
+            return
+        try:
+            protocol.buffer_updated(nread)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(
+                exc, "Fatal error: protocol.buffer_updated() call failed.")
+            return
+        if nread < DIRECT_READS_UNTIL:
+            self._set_read_mode(None)
 
     def _read_buffer_filled(self, nread):
         if self._read_target is None:

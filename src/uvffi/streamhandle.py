@@ -33,6 +33,7 @@ _OS_WRITES = os.name == "posix" and sys.implementation.name != "pypy"
 _READ_PLAIN = lib.UVFFI_READ_PLAIN
 _READ_BATCH = lib.UVFFI_READ_BATCH
 _READ_DIRECT = lib.UVFFI_READ_DIRECT
+_READ_SELF = lib.UVFFI_READ_SELF
 
 
 class Stream(UVHandle):
@@ -50,7 +51,11 @@ class Stream(UVHandle):
     Direct reads (``set_read_mode(UVFFI_READ_DIRECT)``, for a
     BufferedProtocol): libuv asks ``on_alloc(buf)`` for the buffer to read
     into (the owner fills ``buf.base``/``buf.len``, or leaves them empty to
-    decline) and reports the read with ``on_filled(nread)``.
+    decline) and reports the read with ``on_filled(nread)``.  Self reads
+    (``UVFFI_READ_SELF``, POSIX): when the fd is readable, libuv's alloc
+    callback calls ``on_self_read()``, which reads the fd itself
+    (``read_into``); ``on_filled`` then only follows if the stream's
+    reading changed meanwhile (see in_alloc).
 
     On a loop uvffi created, reads arrive in batches after libuv's poll
     phase.  A read that was already in the batch when its stream stopped
@@ -61,7 +66,7 @@ class Stream(UVHandle):
 
     __slots__ = ("on_read", "on_write", "on_shutdown", "on_connect",
                  "on_connection", "protocol", "live", "on_data_failed",
-                 "on_alloc", "on_filled", "_reqs", "reading", "backlog",
+                 "on_alloc", "on_filled", "on_self_read", "_reqs", "reading", "backlog",
                  "_batched", "_key", "wfd", "mode", "_default_mode",
                  "in_alloc", "_reconcile", "_backlog_due", "_in_backlog")
 
@@ -70,7 +75,7 @@ class Stream(UVHandle):
         self.on_read = self.on_write = self.on_shutdown = None
         self.on_connect = self.on_connection = None
         self.protocol = self.live = self.on_data_failed = None
-        self.on_alloc = self.on_filled = None
+        self.on_alloc = self.on_filled = self.on_self_read = None
         self._reqs = set()  # in-flight requests: alive until their callback
         self.reading = False
         self.backlog = None
@@ -418,6 +423,18 @@ def _alloc(data, buf):
     stream = _from_handle(data)
     stream.in_alloc = True
     stream.on_alloc(buf)
+
+
+# error=1: after an exception, on_filled still follows, and ends in_alloc
+@def_extern("_uvffi_self_read", error=1)
+def _self_read(data):
+    stream = _from_handle(data)
+    stream.in_alloc = True
+    stream.on_self_read()
+    if stream._reconcile:
+        return 1  # libuv's read callback brings libuv's state up to date
+    stream.in_alloc = False  # (nothing runs before libuv's read is over)
+    return 0
 
 
 @def_extern("_uvffi_on_filled")

@@ -36,6 +36,7 @@ _new = ffi.new
 _new_unzeroed = ffi.new_allocator(should_clear_after_alloc=False)
 _memmove = ffi.memmove
 _try_write = lib.uvffi_try_write
+_pending_error = lib.uvffi_stream_pending_error
 _UV_EOF = lib.UV_EOF
 _UV_EAGAIN = lib.UV_EAGAIN
 _UV_ECANCELED = lib.UV_ECANCELED
@@ -133,6 +134,7 @@ class StreamTransport(ReadingMixin, ClosingMixin, BufferedReadsMixin,
                 stream.on_read = self._read_into_buffered
                 stream.on_alloc = self._get_read_buffer
                 stream.on_filled = self._read_buffer_filled
+                stream.on_self_read = self._read_self
                 stream.set_protocol(None)
             else:
                 stream.on_read = self._read_data_received
@@ -167,6 +169,10 @@ class StreamTransport(ReadingMixin, ClosingMixin, BufferedReadsMixin,
     def _on_read_status(self, nread):
         """A read callback without data: EOF, an error, or nothing (0)."""
         if nread < 0:
+            if nread == _UV_EOF and self._stream is not None:
+                # a reset that libuv reported as EOF (see the shim's
+                # uvffi_stream_pending_error): asyncio's loop reports it
+                nread = _pending_error(self._stream.ptr) or nread
             if nread == _UV_EOF:
                 self._stop_reading()
                 self._on_eof()

@@ -63,6 +63,8 @@ extern "Python" void _uvffi_on_reads(void *data, size_t count);
 /* direct reads: the buffer to read into, then how much was read */
 extern "Python" void _uvffi_alloc(void *data, uv_buf_t *buf);
 extern "Python" void _uvffi_on_filled(void *data, ssize_t nread);
+/* self reads: Python reads the fd; nonzero asks for _uvffi_on_filled */
+extern "Python" int _uvffi_self_read(void *data);
 extern "Python" void _uvffi_write_cb(uv_write_t *req, int status);
 extern "Python" void _uvffi_connect_cb(uv_connect_t *req, int status);
 extern "Python" void _uvffi_shutdown_cb(uv_shutdown_t *req, int status);
@@ -72,6 +74,9 @@ extern "Python" void _uvffi_connection_cb(uv_stream_t *server, int status);
 #define UVFFI_READ_PLAIN ...
 #define UVFFI_READ_BATCH ...
 #define UVFFI_READ_DIRECT ...
+#define UVFFI_READ_SELF ...
+ssize_t uvffi_stream_read(void *stream, char *buf, size_t len);
+int uvffi_stream_pending_error(void *stream);
 int uvffi_read_start(void *stream, int mode);
 int uvffi_read_restart(void *stream, int mode);
 int uvffi_loop_reads_init(uv_loop_t *loop, void *data);

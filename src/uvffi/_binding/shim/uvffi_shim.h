@@ -14,6 +14,7 @@
 #  include <netdb.h>
 #  include <sys/stat.h>
 #  include <errno.h>
+#  include <unistd.h>
 #  ifdef __linux__
 #    include <sys/epoll.h>
 #  endif
@@ -23,6 +24,7 @@
 #define UVFFI_READ_PLAIN 0   /* a per-thread buffer, one callback per read */
 #define UVFFI_READ_BATCH 1   /* a uvffi_loop_t's batch */
 #define UVFFI_READ_DIRECT 2  /* into the buffer Python's _uvffi_alloc gives */
+#define UVFFI_READ_SELF 3    /* Python reads the fd itself (POSIX only) */
 
 /* A loop created by uvffi: libuv's loop, then the state of its batched
  * reads (uvffi_stream.c).  The uv_loop_t must stay the first member: the

@@ -5,6 +5,7 @@ static void _uvffi_on_read(void *data, ssize_t nread, char *base);
 static void _uvffi_on_reads(void *data, size_t count);
 static void _uvffi_alloc(void *data, uv_buf_t *buf);
 static void _uvffi_on_filled(void *data, ssize_t nread);
+static int _uvffi_self_read(void *data);
 static void _uvffi_write_cb(uv_write_t *req, int status);
 static void _uvffi_connect_cb(uv_connect_t *req, int status);
 static void _uvffi_shutdown_cb(uv_shutdown_t *req, int status);
@@ -114,18 +115,127 @@ static void uvffi__reads_check_cb(uv_check_t *check)
  * that the protocol's get_buffer() returned, as asyncio's recv_into does,
  * instead of into the loop's buffer and then copied.  Two C->Python calls
  * per read, so bufferedreads.py uses it only while reads are large. */
+
+/* Self reads (BufferedProtocol, POSIX): one C->Python call per read
+ * instead of the two of a direct read.  libuv's alloc callback calls
+ * Python, which does what asyncio's _read_ready__get_buffer does:
+ * get_buffer(), a read(2) of the fd into that buffer (uvffi_stream_read),
+ * buffer_updated().  The buffer handed back to libuv stays empty, so libuv
+ * reads nothing and calls the read callback with UV_ENOBUFS, which is
+ * passed on to Python (_uvffi_on_filled) only when Python asked for it:
+ * when something done to the stream in the meantime must reach libuv now
+ * that its read is over (Stream.in_alloc).
+ *
+ * Both this mode and direct reads must tell a read callback that follows
+ * their alloc callback from one that comes alone: libuv reports EOF without
+ * reading (and without an alloc callback) when the poll said POLLHUP after
+ * a short read, and that one is a status for on_read, not a filled buffer.
+ * libuv's alloc callback and the read callback after it come one after the
+ * other in the same uv__read call, in the loop's thread, so one variable
+ * per thread carries the state between them. */
+#define UVFFI_NO_ALLOC 0     /* a read callback now comes alone */
+#define UVFFI_ALLOCATED 1    /* the read callback follows an alloc */
+#define UVFFI_FOLLOW_UP 2    /* ... and Python asked to hear of it */
+#if defined(_MSC_VER)
+static __declspec(thread) int uvffi__alloc_state;
+#else
+static __thread int uvffi__alloc_state;
+#endif
+
+static void uvffi__alloc_self_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    buf->base = NULL;
+    buf->len = 0;
+    uvffi__alloc_state = UVFFI_ALLOCATED;
+    if (_uvffi_self_read(handle->data))
+        uvffi__alloc_state = UVFFI_FOLLOW_UP;
+}
+
+static void uvffi__read_self_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    int state = uvffi__alloc_state;
+    (void)buf;
+    uvffi__alloc_state = UVFFI_NO_ALLOC;
+    if (state == UVFFI_FOLLOW_UP)
+        _uvffi_on_filled(stream->data, nread);
+    else if (state == UVFFI_NO_ALLOC)
+        _uvffi_on_read(stream->data, nread, NULL);
+}
+
+/* One read(2) of the stream's fd into buf: the count, or a libuv error
+ * code (UV_EOF at end of stream, UV_EAGAIN when nothing is there).  libuv
+ * streams are fds on POSIX only; elsewhere UV_ENOTSUP (self reads are not
+ * used there). */
+static ssize_t uvffi_stream_read(void *stream, char *buf, size_t len)
+{
+#ifdef _WIN32
+    (void)stream; (void)buf; (void)len;
+    return UV_ENOTSUP;
+#else
+    uv_os_fd_t fd;
+    ssize_t n;
+    int rc = uv_fileno((const uv_handle_t *)stream, &fd);
+    if (rc < 0)
+        return rc;
+    do
+        n = read(fd, buf, len);
+    while (n < 0 && errno == EINTR);
+    if (n > 0)
+        return n;
+    if (n == 0)
+        return UV_EOF;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return UV_EAGAIN;
+    return -errno;  /* libuv's codes are negated errnos on POSIX */
+#endif
+}
+
+/* Direct reads (BufferedProtocol, where self reads are not available):
+ * libuv reads straight into the buffer that the protocol's get_buffer()
+ * returned, as asyncio's recv_into does, instead of into the loop's buffer
+ * and then copied.  Two C->Python calls per read, so bufferedreads.py uses
+ * it only while reads are large. */
 static void uvffi__alloc_direct_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     buf->base = NULL;
     buf->len = 0;  /* left so if Python refuses: libuv reports UV_ENOBUFS */
+    uvffi__alloc_state = UVFFI_ALLOCATED;
     _uvffi_alloc(handle->data, buf);
 }
 
 static void uvffi__read_direct_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
+    int state = uvffi__alloc_state;
     (void)buf;
-    _uvffi_on_filled(stream->data, nread);
+    uvffi__alloc_state = UVFFI_NO_ALLOC;
+    if (state == UVFFI_NO_ALLOC)
+        _uvffi_on_read(stream->data, nread, NULL);  /* EOF on POLLHUP */
+    else
+        _uvffi_on_filled(stream->data, nread);
+}
+
+/* The error pending on a stream's socket (SO_ERROR, which this clears) as
+ * a libuv code, or 0 (none, or not a socket).  libuv reports a connection
+ * reset as EOF when the poll that saw it also brought the last data (the
+ * POLLHUP shortcut in uv__stream_io); asyncio's loop reads on and gets the
+ * ECONNRESET.  Windows reports the reset itself. */
+static int uvffi_stream_pending_error(void *stream)
+{
+#ifdef _WIN32
+    (void)stream;
+    return 0;
+#else
+    uv_os_fd_t fd;
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (uv_fileno((const uv_handle_t *)stream, &fd) < 0)
+        return 0;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        return 0;
+    return err > 0 ? -err : 0;
+#endif
 }
 
 /* Start reading in one of the modes above (UVFFI_READ_*: uvffi_shim.h). */
@@ -136,6 +246,8 @@ static int uvffi_read_start(void *stream, int mode)
         return uv_read_start((uv_stream_t *)stream, uvffi__alloc_own_cb, uvffi__read_own_cb);
     case UVFFI_READ_DIRECT:
         return uv_read_start((uv_stream_t *)stream, uvffi__alloc_direct_cb, uvffi__read_direct_cb);
+    case UVFFI_READ_SELF:
+        return uv_read_start((uv_stream_t *)stream, uvffi__alloc_self_cb, uvffi__read_self_cb);
     default:
         return uv_read_start((uv_stream_t *)stream, uvffi__alloc_cb, uvffi__read_cb);
     }
