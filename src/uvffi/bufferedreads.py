@@ -170,15 +170,11 @@ class BufferedReadsMixin:
             except OSError as exc:
                 self._fatal_error(exc, "Fatal read error on socket transport")
 
-    def _get_read_buffer(self, buf):
-        # asyncio's _read_ready__get_buffer, up to the recv_into.  Called
-        # from libuv's alloc callback: what the protocol does here to the
-        # stream's reading (pause, close, another protocol) reaches libuv
-        # only afterwards (Stream.in_alloc), and any of it means that
-        # nothing is read now.
-        stream = self._stream
-        # (_ask_buffer inline: one Python call less per large read, 166
-        # against 194 bytecodes per 100 KiB echo request)
+    def _protocol_read_buffer(self):
+        """asyncio's _read_ready__get_buffer up to the recv_into: the
+        protocol's get_buffer(-1) as a char[] cdata for the read, or None
+        (after a fatal error, or when get_buffer() paused, closed or
+        switched the stream: then nothing is read now)."""
         try:
             target = self._protocol.get_buffer(-1)
             if not len(target):
@@ -188,7 +184,7 @@ class BufferedReadsMixin:
         except BaseException as exc:
             self._fatal_error(
                 exc, "Fatal error: protocol.get_buffer() call failed.")
-            return  # buf left empty: libuv reports UV_ENOBUFS, ignored
+            return None
         try:
             cbuf = _from_buffer(_CHAR_ARRAY, target, True)  # positional: cheaper
         except (TypeError, BufferError):
@@ -196,72 +192,53 @@ class BufferedReadsMixin:
             # the error it raises in asyncio's loop
             exc = TypeError(_NOT_WRITABLE % type(target).__name__)
             self._fatal_error(exc, "Fatal read error on socket transport")
-            return
+            return None
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             self._fatal_error(exc, "Fatal read error on socket transport")
-            return
-        if stream._reconcile:
-            return  # paused, closed or switched in get_buffer(): no read
-        # kept (and with it the protocol's buffer) until the read is done
-        self._read_target = cbuf
-        buf.base = cbuf
-        buf.len = len(cbuf)
+            return None
+        if self._stream._reconcile:
+            return None
+        return cbuf
+
+    def _get_read_buffer(self, buf):
+        # Direct reads through libuv (not POSIX), from libuv's alloc
+        # callback: what the protocol does here to the stream's reading
+        # (pause, close, another protocol) reaches libuv only afterwards
+        # (Stream.in_alloc).  buf left empty: libuv reads nothing and
+        # reports UV_ENOBUFS, ignored in _read_buffer_filled.
+        cbuf = self._protocol_read_buffer()
+        if cbuf is not None:
+            # kept (and with it the protocol's buffer) until the read is done
+            self._read_target = cbuf
+            buf.base = cbuf
+            buf.len = len(cbuf)
 
     def _read_self(self):
-        # asyncio's _read_ready__get_buffer, in libuv's alloc callback (see
+        # Self reads (POSIX), from libuv's alloc callback (see
         # _get_read_buffer): get_buffer(), the read, buffer_updated()
-        stream = self._stream
-        protocol = self._protocol
-        try:
-            target = protocol.get_buffer(-1)
-            if not len(target):
-                raise RuntimeError("get_buffer() returned an empty buffer")
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(
-                exc, "Fatal error: protocol.get_buffer() call failed.")
+        cbuf = self._protocol_read_buffer()
+        if cbuf is None:
             return
-        try:
-            cbuf = _from_buffer(_CHAR_ARRAY, target, True)
-        except (TypeError, BufferError):
-            exc = TypeError(_NOT_WRITABLE % type(target).__name__)
-            self._fatal_error(exc, "Fatal read error on socket transport")
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal read error on socket transport")
-            return
-        if stream._reconcile:
-            return  # paused, closed or switched in get_buffer(): no read
-        nread = _stream_read(stream.ptr, cbuf, len(cbuf))
+        nread = _stream_read(self._stream.ptr, cbuf, len(cbuf))
         # released now: buffer_updated() may resize a bytearray it exported
         cbuf = None
-        if nread <= 0:
-            self._on_read_status(nread)  # EOF, an error (UV_EAGAIN: nothing)
-            return
-        try:
-            protocol.buffer_updated(nread)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(
-                exc, "Fatal error: protocol.buffer_updated() call failed.")
-            return
-        if nread < DIRECT_READS_UNTIL:
-            self._set_read_mode(None)
+        self._direct_read_done(nread)
 
     def _read_buffer_filled(self, nread):
         if self._read_target is None:
             return  # declined in _get_read_buffer (UV_ENOBUFS): nothing read
         self._read_target = None
+        self._direct_read_done(nread)
+
+    def _direct_read_done(self, nread):
+        """A direct read's result (a count, or a libuv status) to the
+        protocol, and back to copied reads when reads got small."""
         if nread <= 0:
-            self._on_read_status(nread)  # 0: nothing there after all
+            self._on_read_status(nread)  # EOF, an error (UV_EAGAIN: nothing)
             return
-        try:  # (_tell_updated inline, as in _get_read_buffer)
+        try:  # (_tell_updated inline: one Python call less per read)
             self._protocol.buffer_updated(nread)
         except (SystemExit, KeyboardInterrupt):
             raise
