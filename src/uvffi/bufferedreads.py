@@ -55,8 +55,8 @@ class BufferedReadsMixin:
     _read_target = None  # a direct read's buffer (cdata), while libuv has it
 
     # get_buffer()/buffer_updated() with asyncio's error reporting, for the
-    # piecewise copy; the small-read copy and direct reads repeat them
-    # inline, to spare their hot paths two Python calls
+    # piecewise copy and direct reads; the small-read copy repeats them
+    # inline, to spare its hot path two Python calls
     def _ask_buffer(self, protocol):
         """get_buffer(-1) and its size, or None after a fatal error."""
         try:
@@ -175,16 +175,10 @@ class BufferedReadsMixin:
         protocol's get_buffer(-1) as a char[] cdata for the read, or None
         (after a fatal error, or when get_buffer() paused, closed or
         switched the stream: then nothing is read now)."""
-        try:
-            target = self._protocol.get_buffer(-1)
-            if not len(target):
-                raise RuntimeError("get_buffer() returned an empty buffer")
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(
-                exc, "Fatal error: protocol.get_buffer() call failed.")
+        asked = self._ask_buffer(self._protocol)
+        if asked is None:
             return None
+        target = asked[0]
         try:
             cbuf = _from_buffer(_CHAR_ARRAY, target, True)  # positional: cheaper
         except (TypeError, BufferError):
@@ -238,13 +232,7 @@ class BufferedReadsMixin:
         if nread <= 0:
             self._on_read_status(nread)  # EOF, an error (UV_EAGAIN: nothing)
             return
-        try:  # (_tell_updated inline: one Python call less per read)
-            self._protocol.buffer_updated(nread)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(
-                exc, "Fatal error: protocol.buffer_updated() call failed.")
+        if not self._tell_updated(self._protocol, nread):
             return
         if nread < DIRECT_READS_UNTIL:
             self._set_read_mode(None)

@@ -54,7 +54,7 @@ class Stream(UVHandle):
     decline) and reports the read with ``on_filled(nread)``.  Self reads
     (``UVFFI_READ_SELF``, POSIX): when the fd is readable, libuv's alloc
     callback calls ``on_self_read()``, which reads the fd itself
-    (``read_into``); ``on_filled`` then only follows if the stream's
+    (``uvffi_stream_read``); ``on_filled`` then only follows if the stream's
     reading changed meanwhile (see in_alloc).
 
     On a loop uvffi created, reads arrive in batches after libuv's poll
@@ -66,8 +66,8 @@ class Stream(UVHandle):
 
     __slots__ = ("on_read", "on_write", "on_shutdown", "on_connect",
                  "on_connection", "protocol", "live", "on_data_failed",
-                 "on_alloc", "on_filled", "on_self_read", "_reqs", "reading", "backlog",
-                 "_batched", "_key", "wfd", "mode", "_default_mode",
+                 "on_alloc", "on_filled", "on_self_read", "_reqs", "reading",
+                 "backlog", "_batched", "_key", "wfd", "mode", "_default_mode",
                  "in_alloc", "_reconcile", "_backlog_due", "_in_backlog")
 
     def __init__(self, loop):
