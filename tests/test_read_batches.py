@@ -231,6 +231,17 @@ def test_keyboard_interrupt_in_data_received_loses_no_other_data(any_loop):
         any_loop.run_until_complete(rest())
         assert [p.violations for p in protos] == [[]] * 3
         assert sorted(n for _, n in log) == [32, 32, 32]
+
+        # every connection still reads: the clients' EOF reaches all three
+        # (the interrupted one included: its reads had been held, and it
+        # used to stay stopped, so wait_closed() of 3.12+ hung)
+        for c in clients:
+            c.close()
+
+        async def all_lost():
+            await asyncio.wait_for(asyncio.gather(*(p.lost for p in protos)), 5)
+        any_loop.run_until_complete(all_lost())
+        assert [p.eof for p in protos] == [True] * 3
     finally:
         for c in clients:
             c.close()

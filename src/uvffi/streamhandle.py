@@ -221,16 +221,20 @@ class Stream(UVHandle):
                 else:
                     self.on_read(nread, data)
         finally:
+            # Also when a protocol call raised SystemExit/KeyboardInterrupt
+            # out of here: libuv was stopped for the backlog (hold), so a
+            # stream still reading must get the rest later or libuv back,
+            # or it would never read again (its EOF included).
             self._in_backlog = False
-            if backlog and self.reading and not self.closing:
-                # left early (SystemExit, KeyboardInterrupt): the rest later
-                self._schedule_backlog()
-        if self.reading and not self.closing and not backlog and not self._backlog_due:
-            # (a delivery scheduled meanwhile, by a pause and resume in a
-            # callback above, restarts libuv itself)
-            rc = self._read_start()
-            if rc < 0:
-                self.on_read(rc, None)  # reported as a read error
+            if self.reading and not self.closing and not self._backlog_due:
+                # (a delivery scheduled meanwhile, by a pause and resume in
+                # a callback above, restarts libuv itself)
+                if backlog:
+                    self._schedule_backlog()  # left early: the rest later
+                else:
+                    rc = self._read_start()
+                    if rc < 0:
+                        self.on_read(rc, None)  # reported as a read error
 
     def write_fd(self):
         """Let writes go straight to the fd (os.write) while the handle is
