@@ -117,8 +117,9 @@ def test_read_pipe_eof_received_true_still_closes(any_loop):
 def test_read_pipe_pause_and_resume_reading(any_loop):
     loop = any_loop
     rfd, wfd = os.pipe()
-    # asyncio's read pipe transport has is_reading() since 3.10
-    has_is_reading = sys.version_info >= (3, 10) or loop.kind == "uvffi"
+    # asyncio's read pipe transport has is_reading() since 3.11 (3.10's
+    # raises ReadTransport's NotImplementedError)
+    has_is_reading = sys.version_info >= (3, 11) or loop.kind == "uvffi"
 
     def is_reading(tr):
         return tr.is_reading() if has_is_reading else not tr._paused

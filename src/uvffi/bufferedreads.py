@@ -100,6 +100,7 @@ class BufferedReadsMixin:
             if not size:
                 raise RuntimeError("get_buffer() returned an empty buffer")
         except (SystemExit, KeyboardInterrupt):
+            self._unread(nread, data)
             raise
         except BaseException as exc:
             self._fatal_error(
@@ -153,14 +154,26 @@ class BufferedReadsMixin:
                 self._fatal_error(exc, "Fatal read error on socket transport")
                 return
             offset += n
-            if not self._tell_updated(protocol, n):
-                return
-            if offset >= nread or self._conn_lost or self._protocol is not protocol:
-                return
-            asked = self._ask_buffer(protocol)
+            try:
+                if not self._tell_updated(protocol, n):
+                    return
+                if offset >= nread or self._conn_lost or self._protocol is not protocol:
+                    return
+                asked = self._ask_buffer(protocol)
+            except (SystemExit, KeyboardInterrupt):
+                if offset < nread:
+                    self._unread(nread - offset, data[offset:])
+                raise
             if asked is None:
                 return
             target, size = asked
+
+    def _unread(self, nread, data):
+        """What the protocol did not get of a read, kept for its next
+        get_buffer() (Stream.unread): asyncio leaves it in the socket."""
+        stream = self._stream
+        if stream is not None and not self._conn_lost:
+            stream.unread(nread, bytes(data))
 
     def _set_read_mode(self, mode):
         stream = self._stream

@@ -197,6 +197,23 @@ class Stream(UVHandle):
             lib.uv_read_stop(self.ptr)
             self._schedule_backlog()
 
+    def unread(self, nread, data):
+        """A read the protocol did not take: its get_buffer() (or the
+        buffer_updated() of an earlier piece) raised SystemExit or
+        KeyboardInterrupt.  On asyncio such data is still in the socket,
+        for the next poll; here libuv has read it, so it goes back first
+        in line, before any held read, delivered from the ready queue."""
+        if self.closing:
+            return
+        if self.backlog is None:
+            self.backlog = collections.deque()
+        self.backlog.appendleft((nread, data))
+        self.live = None
+        if self.reading and not self._in_backlog and len(self.backlog) == 1:
+            # (a delivery in progress schedules the rest itself)
+            lib.uv_read_stop(self.ptr)
+            self._schedule_backlog()
+
     def _schedule_backlog(self):
         # once: a second delivery would start libuv reading twice (EALREADY)
         if not self._backlog_due:

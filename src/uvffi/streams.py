@@ -203,6 +203,10 @@ class StreamTransport(ReadingMixin, ClosingMixin, BufferedReadsMixin,
         try:
             keep_open = self._protocol.eof_received()
         except (SystemExit, KeyboardInterrupt):
+            # asyncio's reader stays registered: its next poll reports the
+            # EOF again (a second eof_received()).  libuv stopped reading
+            # at EOF, so it is restarted, or the transport never closes.
+            self._start_reading()
             raise
         except BaseException as exc:
             self._fatal_error(
