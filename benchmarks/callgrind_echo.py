@@ -56,8 +56,15 @@ def main(argv):
         target = ["127.0.0.1", str(port)]
     cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=%s/callgrind.out.%%p" % tmp,
            sys.executable, os.path.join(HERE, "echo_server.py"), loop, kind, address]
+    # The server runs in benchmarks/: a relative PYTHONPATH (``src``) would
+    # point elsewhere there, and an installed uvffi would be measured
+    # instead of the tree, so its entries are made absolute here.
+    env = dict(os.environ)
+    if env.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.pathsep.join(
+            os.path.abspath(p) for p in env["PYTHONPATH"].split(os.pathsep) if p)
     server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                              text=True, cwd=HERE)
+                              text=True, cwd=HERE, env=env)
     try:
         if server.stdout.readline().strip() != "READY":
             raise SystemExit("server did not start")
