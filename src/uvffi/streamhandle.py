@@ -211,8 +211,11 @@ class Stream(UVHandle):
         self.live = None
         if self.reading and not self._in_backlog and len(self.backlog) == 1:
             # (a delivery in progress schedules the rest itself)
-            lib.uv_read_stop(self.ptr)
-            self._schedule_backlog()
+            if self.in_alloc:
+                self._reconcile = True  # after_alloc stops libuv for the backlog
+            else:
+                lib.uv_read_stop(self.ptr)
+                self._schedule_backlog()
 
     def _schedule_backlog(self):
         # once: a second delivery would start libuv reading twice (EALREADY)
