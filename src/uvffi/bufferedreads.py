@@ -194,20 +194,22 @@ class BufferedReadsMixin:
         target = asked[0]
         try:
             cbuf = _from_buffer(_CHAR_ARRAY, target, True)  # positional: cheaper
-        except (TypeError, BufferError):
-            # what recv_into() refuses (read-only, not contiguous), with
-            # the error it raises in asyncio's loop
-            exc = TypeError(_NOT_WRITABLE % type(target).__name__)
-            self._fatal_error(exc, "Fatal read error on socket transport")
-            return None
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._fatal_error(exc, "Fatal read error on socket transport")
+            self._buffer_refused(target, exc)
             return None
         if self._stream._reconcile:
             return None
         return cbuf
+
+    def _buffer_refused(self, target, exc):
+        """get_buffer() gave what cannot be read into: for what recv_into()
+        refuses (read-only, not contiguous) the error it raises in
+        asyncio's loop."""
+        if isinstance(exc, (TypeError, BufferError)):
+            exc = TypeError(_NOT_WRITABLE % type(target).__name__)
+        self._fatal_error(exc, "Fatal read error on socket transport")
 
     def _get_read_buffer(self, buf):
         # Direct reads through libuv (not POSIX), from libuv's alloc
@@ -224,14 +226,48 @@ class BufferedReadsMixin:
 
     def _read_self(self):
         # Self reads (POSIX), from libuv's alloc callback (see
-        # _get_read_buffer): get_buffer(), the read, buffer_updated()
-        cbuf = self._protocol_read_buffer()
-        if cbuf is None:
+        # _get_read_buffer): get_buffer(), the read, buffer_updated().
+        # The hot path of large reads, so _protocol_read_buffer and
+        # _direct_read_done are inline here: four Python calls less per
+        # read (callgrind, 100 KiB echo x20 TCP, instructions per request:
+        # 15,866 with the calls, 13,766 inline).
+        stream = self._stream
+        protocol = self._protocol
+        try:
+            target = protocol.get_buffer(-1)
+            if not len(target):
+                raise RuntimeError("get_buffer() returned an empty buffer")
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(
+                exc, "Fatal error: protocol.get_buffer() call failed.")
             return
-        nread = _stream_read(self._stream.ptr, cbuf, len(cbuf))
+        try:
+            cbuf = _from_buffer(_CHAR_ARRAY, target, True)  # positional: cheaper
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._buffer_refused(target, exc)
+            return
+        if stream._reconcile:
+            return  # paused, closed or switched in get_buffer(): no read
+        nread = _stream_read(stream.ptr, cbuf, len(cbuf))
         # released now: buffer_updated() may resize a bytearray it exported
         cbuf = None
-        self._direct_read_done(nread)
+        if nread <= 0:
+            self._on_read_status(nread)  # EOF, an error (UV_EAGAIN: nothing)
+            return
+        try:
+            protocol.buffer_updated(nread)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(
+                exc, "Fatal error: protocol.buffer_updated() call failed.")
+            return
+        if nread < DIRECT_READS_UNTIL:
+            self._set_read_mode(None)
 
     def _read_buffer_filled(self, nread):
         if self._read_target is None:
