@@ -11,6 +11,13 @@ the figure to compare before and after a change of the hot path; run it
 with the same interpreter and arguments on both sides.  The dump is kept as
 ``callgrind.out.<pid>`` in the working directory when --keep is given, for
 ``callgrind_annotate``.
+
+The server imports uvffi as this interpreter would: from PYTHONPATH (its
+entries made absolute, so ``PYTHONPATH=src`` is the tree) or else the copy
+installed in the environment.  Compare builds of one kind: a developer
+build (``tools/devbuild.sh``, RelWithDebInfo) counts about 3% more than the
+Release build that pip installs (echo ``Protocol`` 1 KiB x20, same code:
+5,830 against 5,660 instructions per request).
 """
 import glob
 import os
