@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: set up (libuv, venvs, build) and run the whole
 # test suite on CPython and, unless UVFFI_SKIP_PYPY=1, on PyPy 3.
-# Extra arguments go to pytest.  The venvs get the `test` and `integration`
+# Extra arguments go to pytest (UVFFI_EXTRA_PYTHONS: more interpreters,
+# see below).  The venvs get the `test` and `integration`
 # extras (uvicorn, aiohttp, anyio, pytest-asyncio, build, mypy), so the
 # tests with real libraries run too; UVFFI_EXTRAS=test skips installing them
 # (those tests then skip, saying why).
@@ -11,6 +12,11 @@ cd "$top"
 status=0
 pythons=("${UVFFI_PYTHON:-python3}")
 [ "${UVFFI_SKIP_PYPY:-0}" = 1 ] || pythons+=(pypy3)
+# UVFFI_EXTRA_PYTHONS="python3.13 python3.12": more interpreters, each in a
+# venv of its own (some bugs show only on 3.12+, where Server.wait_closed()
+# waits for the connections)
+read -r -a extra <<< "${UVFFI_EXTRA_PYTHONS:-}"
+pythons+=(${extra[@]+"${extra[@]}"})
 for py in "${pythons[@]}"; do
   name=$(basename "$py")
   echo "==== uvffi tests on $name ===="
