@@ -6,8 +6,8 @@ transport still closes.  Each test runs on SelectorEventLoop too.
 On asyncio such an exception leaves the socket's reader registered and
 unread data in the kernel, so the next poll goes on where it stopped.  On
 uvffi libuv may already have read the data, or stopped reading at EOF;
-these tests pin that it is handed over again (Stream.unread, the EOF
-restart in streams.py)."""
+these tests pin that it is handed over again (Stream.hold with first=True,
+the EOF restart in streams.py)."""
 import asyncio
 import os
 import socket

@@ -171,10 +171,10 @@ class BufferedReadsMixin:
 
     def _unread(self, nread, data):
         """What the protocol did not get of a read, kept for its next
-        get_buffer() (Stream.unread): asyncio leaves it in the socket."""
+        get_buffer() (Stream.hold): asyncio leaves it in the socket."""
         stream = self._stream
-        if stream is not None and not self._conn_lost:
-            stream.unread(nread, bytes(data))
+        if stream is not None and not self._conn_lost and not stream.closing:
+            stream.hold(nread, bytes(data), first=True)
 
     def _set_read_mode(self, mode):
         stream = self._stream
@@ -183,26 +183,6 @@ class BufferedReadsMixin:
                 stream.set_read_mode(mode)
             except OSError as exc:
                 self._fatal_error(exc, "Fatal read error on socket transport")
-
-    def _protocol_read_buffer(self):
-        """asyncio's _read_ready__get_buffer up to the recv_into: the
-        protocol's get_buffer(-1) as a char[] cdata for the read, or None
-        (after a fatal error, or when get_buffer() paused, closed or
-        switched the stream: then nothing is read now)."""
-        asked = self._ask_buffer(self._protocol)
-        if asked is None:
-            return None
-        target = asked[0]
-        try:
-            cbuf = _from_buffer(_CHAR_ARRAY, target, True)  # positional: cheaper
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._buffer_refused(target, exc)
-            return None
-        if self._stream._reconcile:
-            return None
-        return cbuf
 
     def _buffer_refused(self, target, exc):
         """get_buffer() gave what cannot be read into: for what recv_into()
@@ -213,25 +193,39 @@ class BufferedReadsMixin:
         self._fatal_error(exc, "Fatal read error on socket transport")
 
     def _get_read_buffer(self, buf):
-        # Direct reads through libuv (not POSIX), from libuv's alloc
-        # callback: what the protocol does here to the stream's reading
+        # Direct reads through libuv (not POSIX): asyncio's
+        # _read_ready__get_buffer up to the recv_into, from libuv's alloc
+        # callback.  What the protocol does here to the stream's reading
         # (pause, close, another protocol) reaches libuv only afterwards
-        # (Stream.in_alloc).  buf left empty: libuv reads nothing and
-        # reports UV_ENOBUFS, ignored in _read_buffer_filled.
-        cbuf = self._protocol_read_buffer()
-        if cbuf is not None:
-            # kept (and with it the protocol's buffer) until the read is done
-            self._read_target = cbuf
-            buf.base = cbuf
-            buf.len = len(cbuf)
+        # (Stream.in_alloc), and any of it means that nothing is read now.
+        # buf left empty: libuv reads nothing and reports UV_ENOBUFS,
+        # ignored in _read_buffer_filled.
+        asked = self._ask_buffer(self._protocol)
+        if asked is None:
+            return
+        target = asked[0]
+        try:
+            cbuf = _from_buffer(_CHAR_ARRAY, target, True)  # positional: cheaper
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._buffer_refused(target, exc)
+            return
+        if self._stream._reconcile:
+            return
+        # kept (and with it the protocol's buffer) until the read is done
+        self._read_target = cbuf
+        buf.base = cbuf
+        buf.len = len(cbuf)
 
     def _read_self(self):
         # Self reads (POSIX), from libuv's alloc callback (see
         # _get_read_buffer): get_buffer(), the read, buffer_updated().
-        # The hot path of large reads, so _protocol_read_buffer and
-        # _direct_read_done are inline here: four Python calls less per
-        # read (callgrind, 100 KiB echo x20 TCP, instructions per request:
-        # 15,866 with the calls, 13,766 inline).
+        # The hot path of large reads, so get_buffer()/buffer_updated() are
+        # called inline, not through _ask_buffer/_tell_updated as the other
+        # two paths: with four helper calls per read (callgrind, 100 KiB
+        # echo x20 TCP) it took 15,866 instructions per request, 13,766
+        # inline.
         stream = self._stream
         protocol = self._protocol
         try:
@@ -274,11 +268,6 @@ class BufferedReadsMixin:
         if self._read_target is None:
             return  # declined in _get_read_buffer (UV_ENOBUFS): nothing read
         self._read_target = None
-        self._direct_read_done(nread)
-
-    def _direct_read_done(self, nread):
-        """A direct read's result (a count, or a libuv status) to the
-        protocol, and back to copied reads when reads got small."""
         if nread <= 0:
             self._on_read_status(nread)  # EOF, an error (UV_EAGAIN: nothing)
             return

@@ -185,34 +185,25 @@ class Stream(UVHandle):
                 self._relive()
                 self.on_read(rc, None)  # reported as a read error
 
-    def hold(self, nread, data):
-        """Keep a batched read for later (see the class docstring)."""
+    def hold(self, nread, data, first=False):
+        """Keep a read for later (see the class docstring).  *first*: a
+        read the protocol did not take (its get_buffer(), or the
+        buffer_updated() of an earlier piece, raised SystemExit or
+        KeyboardInterrupt): asyncio would still have it in the socket for
+        the next poll, so it goes back ahead of any held read."""
         if self.backlog is None:
             self.backlog = collections.deque()
-        self.backlog.append((nread, data))
+        if first:
+            self.backlog.appendleft((nread, data))
+        else:
+            self.backlog.append((nread, data))
         self.live = None
-        if self.reading and len(self.backlog) == 1:
+        if self.reading and len(self.backlog) == 1 and not self._in_backlog:
             # still reading (its delivery was interrupted): deliver from the
             # ready queue, libuv paused so that nothing newer overtakes it
-            lib.uv_read_stop(self.ptr)
-            self._schedule_backlog()
-
-    def unread(self, nread, data):
-        """A read the protocol did not take: its get_buffer() (or the
-        buffer_updated() of an earlier piece) raised SystemExit or
-        KeyboardInterrupt.  On asyncio such data is still in the socket,
-        for the next poll; here libuv has read it, so it goes back first
-        in line, before any held read, delivered from the ready queue."""
-        if self.closing:
-            return
-        if self.backlog is None:
-            self.backlog = collections.deque()
-        self.backlog.appendleft((nread, data))
-        self.live = None
-        if self.reading and not self._in_backlog and len(self.backlog) == 1:
             # (a delivery in progress schedules the rest itself)
             if self.in_alloc:
-                self._reconcile = True  # after_alloc stops libuv for the backlog
+                self._reconcile = True  # after_alloc stops libuv for it
             else:
                 lib.uv_read_stop(self.ptr)
                 self._schedule_backlog()

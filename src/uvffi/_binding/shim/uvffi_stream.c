@@ -111,11 +111,6 @@ static void uvffi__reads_check_cb(uv_check_t *check)
     uvffi__reads_flush((uvffi_loop_t *)check->loop);
 }
 
-/* Direct reads (BufferedProtocol): libuv reads straight into the buffer
- * that the protocol's get_buffer() returned, as asyncio's recv_into does,
- * instead of into the loop's buffer and then copied.  Two C->Python calls
- * per read, so bufferedreads.py uses it only while reads are large. */
-
 /* Self reads (BufferedProtocol, POSIX): one C->Python call per read
  * instead of the two of a direct read.  libuv's alloc callback calls
  * Python, which does what asyncio's _read_ready__get_buffer does:
