@@ -750,3 +750,40 @@ def test_buffered_protocol_large_reads_on_a_hosts_loop(host):
     finally:
         finish(loop, host)
         b.close()
+
+
+def test_plain_protocol_large_reads_on_a_hosts_loop(host):
+    # on a host's loop too, a plain protocol's large reads are uvffi's own
+    # reads into new bytes (largereads.py), whole and in order
+    from uvffi import largereads
+    loop = guest(host)
+    a, b = socket.socketpair()
+    data = bytes(range(256)) * (16 * 1024)  # 4 MiB
+    got = bytearray()
+    modes = set()
+
+    class Plain(asyncio.Protocol):
+        def connection_made(self, tr):
+            self.tr = tr
+
+        def data_received(self, chunk):
+            got.extend(chunk)
+            modes.add(self.tr._stream.mode)
+
+    try:
+        fut = asyncio.run_coroutine_threadsafe(
+            loop.connect_accepted_socket(Plain, a), loop)
+        host.run_until(fut.done)
+        tr, _ = fut.result()
+        sender = threading.Thread(target=b.sendall, args=(data,))
+        sender.start()
+        host.run_until(lambda: len(got) >= len(data))
+        sender.join()
+        assert bytes(got) == data
+        if largereads.SELF_READS:
+            assert largereads._READ_SELF in modes
+        tr.close()
+        host.run(lib.UV_RUN_NOWAIT)
+    finally:
+        finish(loop, host)
+        b.close()

@@ -34,6 +34,8 @@ _READ_PLAIN = lib.UVFFI_READ_PLAIN
 _READ_BATCH = lib.UVFFI_READ_BATCH
 _READ_DIRECT = lib.UVFFI_READ_DIRECT
 _READ_SELF = lib.UVFFI_READ_SELF
+# a plain protocol's read from this size on calls on_large_read (largereads.py)
+LARGE_READS_FROM = 32 * 1024
 
 
 class Stream(UVHandle):
@@ -54,8 +56,11 @@ class Stream(UVHandle):
     decline) and reports the read with ``on_filled(nread)``.  Self reads
     (``UVFFI_READ_SELF``, POSIX): when the fd is readable, libuv's alloc
     callback calls ``on_self_read()``, which reads the fd itself
-    (``uvffi_stream_read``); ``on_filled`` then only follows if the stream's
-    reading changed meanwhile (see in_alloc).
+    (``uvffi_stream_read``; for a plain protocol, ``os.read``); ``on_filled``
+    then only follows if the stream's reading changed meanwhile (see
+    in_alloc).  ``on_large_read()``, when set, is called after a plain
+    protocol got a read of ``LARGE_READS_FROM`` bytes or more: its owner
+    may switch to self reads (largereads.py).
 
     On a loop uvffi created, reads arrive in batches after libuv's poll
     phase.  A read that was already in the batch when its stream stopped
@@ -68,7 +73,8 @@ class Stream(UVHandle):
                  "on_connection", "protocol", "live", "on_data_failed",
                  "on_alloc", "on_filled", "on_self_read", "_reqs", "reading",
                  "backlog", "_batched", "_key", "wfd", "mode", "_default_mode",
-                 "in_alloc", "_reconcile", "_backlog_due", "_in_backlog")
+                 "in_alloc", "_reconcile", "_backlog_due", "_in_backlog",
+                 "on_large_read")
 
     def __init__(self, loop):
         super().__init__(loop)
@@ -76,6 +82,7 @@ class Stream(UVHandle):
         self.on_connect = self.on_connection = None
         self.protocol = self.live = self.on_data_failed = None
         self.on_alloc = self.on_filled = self.on_self_read = None
+        self.on_large_read = None
         self._reqs = set()  # in-flight requests: alive until their callback
         self.reading = False
         self.backlog = None
@@ -229,6 +236,8 @@ class Stream(UVHandle):
                         raise
                     except BaseException as exc:
                         self.on_data_failed(exc)
+                    if nread >= LARGE_READS_FROM and self.on_large_read is not None:
+                        self.on_large_read()  # as _on_read does
                 else:
                     self.on_read(nread, data)
         finally:
@@ -371,6 +380,8 @@ def _on_read(data, nread, base):
             raise
         except BaseException as exc:
             stream.on_data_failed(exc)
+        if nread >= LARGE_READS_FROM and stream.on_large_read is not None:
+            stream.on_large_read()  # the next reads in self mode (largereads.py)
     elif stream.reading and not stream.backlog:
         stream.on_read(nread, _memoryview(_buffer(base, nread)) if nread > 0 else None)
     elif not stream.closing:

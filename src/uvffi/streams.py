@@ -24,6 +24,7 @@ from asyncio import base_events, constants, futures, protocols, transports
 
 from ._uv import ffi, lib
 from .bufferedreads import BufferedReadsMixin
+from .largereads import LargeReadsMixin
 from .errors import exception_from_uv
 from .transportbase import ClosingMixin, ReadingMixin
 
@@ -50,7 +51,7 @@ _SERVER_TAKES_TRANSPORT = len(
 # -- the transport -----------------------------------------------------------------
 
 class StreamTransport(ReadingMixin, ClosingMixin, BufferedReadsMixin,
-                      transports._FlowControlMixin,
+                      LargeReadsMixin, transports._FlowControlMixin,
                       transports.Transport):
     """asyncio's stream transport over a libuv ``Stream``.
 
@@ -135,9 +136,11 @@ class StreamTransport(ReadingMixin, ClosingMixin, BufferedReadsMixin,
                 stream.on_alloc = self._get_read_buffer
                 stream.on_filled = self._read_buffer_filled
                 stream.on_self_read = self._read_self
+                stream.on_large_read = None
                 stream.set_protocol(None)
             else:
                 stream.on_read = self._read_data_received
+                self._route_large_reads(stream)
                 stream.set_protocol(protocol)
                 try:
                     stream.set_read_mode(None)  # no direct reads (a no-op if none)

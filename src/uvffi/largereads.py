@@ -1,0 +1,109 @@
+"""How a stream transport hands a plain Protocol its large reads.
+
+asyncio's selector transport makes ``data_received``'s bytes with
+``sock.recv(max_size)``: CPython allocates the bytes object and the kernel
+copies the data straight into it.  libuv reads into the loop's buffer
+instead, and the bytes are then a second copy (``ffi.unpack``).  For small
+reads that copy is nothing next to what batching them saves
+(streamhandle.py), but at 100 KiB it was most of the user time: perf on
+the echo of 100 KiB messages, 20 connections, put ``memmove`` at 6.8% of
+the server's samples, ~1.8 us of its ~26 us of CPU per request.
+
+So while a plain protocol's reads are large (from a read of
+``streamhandle.LARGE_READS_FROM`` bytes until one under
+``LARGE_READS_UNTIL``, the thresholds of bufferedreads.py's direct reads),
+the stream reads in *self*
+mode (shim: ``uvffi__alloc_self_cb``): when libuv sees the fd readable, its
+alloc callback makes one C->Python call, ``_read_self_data``, which
+``os.read``s the fd into a new bytes object and calls ``data_received``.
+
+How much one read asks for: ``SELF_READ_MAX``, under glibc's mmap
+threshold (128 KiB).  ``os.read`` makes a bytes object of that size and
+shrinks it to what was read; a heap chunk shrinks in place, but asyncio's
+256 KiB is an mmap'd chunk, and every read then cost an mmap, an mremap and
+a munmap and faulted its pages in afresh (strace, same echo: sys time 22 ->
+95 us per request).  What is left in the socket comes in the next poll,
+as with asyncio.  Asking the kernel for the exact size first (FIONREAD)
+was tried: one syscall more per read (~0.45 us here) and ~700 instructions
+more (callgrind, 9,686 against 9,014 per request); the fixed size faults
+no more pages (0.001 minor faults per request either way).  With an
+allocator whose realloc moves a shrinking block, the copy comes back, no
+larger than the one this saves.
+Measured (CPython 3.11, same echo, server user time per request, median
+of 5): 4.25 -> 2.12 us on TCP, 3.79 -> 1.46 us on Unix sockets; uvloop
+4.32 and 2.92.
+
+CPython on POSIX only: PyPy's ``os.read`` copies out of a raw buffer
+anyway, and libuv's streams are no fds elsewhere.
+"""
+import os
+import sys
+
+from ._uv import lib
+from .streamhandle import _READ_SELF
+
+_os_read = os.read
+_UV_EOF = lib.UV_EOF
+SELF_READS = os.name == "posix" and sys.implementation.name != "pypy"
+LARGE_READS_UNTIL = 8 * 1024
+# the most one read asks for: its bytes object must stay under glibc's
+# mmap threshold (128 KiB, with the object's header and malloc's)
+SELF_READ_MAX = 127 * 1024
+
+
+def _nothing_to_reconcile(nread):
+    # libuv's read callback after a self read (UV_ENOBUFS): Stream.after_alloc
+    # has already brought libuv up to date; there is no data in it
+    pass
+
+
+class LargeReadsMixin:
+    """StreamTransport's self reads for a plain Protocol (module docstring).
+    ``_route_large_reads`` hooks the stream up when the protocol is set."""
+
+    _rfd = -1  # the fd that self reads os.read (valid while libuv reads)
+
+    def _route_large_reads(self, stream):
+        stream.on_self_read = self._read_self_data
+        stream.on_filled = _nothing_to_reconcile
+        stream.on_large_read = None
+        if SELF_READS:
+            try:
+                self._rfd = stream.fileno()
+            except OSError:
+                return
+            stream.on_large_read = self._start_large_reads
+
+    def _start_large_reads(self):
+        # (streamhandle._on_read, after the large read's data_received)
+        self._set_read_mode(_READ_SELF)
+
+    def _read_self_data(self):
+        # From libuv's alloc callback: what is done to the stream's reading
+        # in here reaches libuv once the callback is over (Stream.in_alloc).
+        try:
+            data = _os_read(self._rfd, SELF_READ_MAX)
+        except (BlockingIOError, InterruptedError):
+            return  # nothing there after all: libuv polls on
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._stop_reading()
+            self._fatal_error(exc, "Fatal read error on socket transport")
+            return
+        if not data:
+            self._on_read_status(_UV_EOF)
+            return
+        if self._loop._uv_defer_io:
+            # behind the callbacks queued before this poll, as
+            # streamhandle._on_read keeps its reads
+            self._stream.hold(len(data), data)
+            return
+        try:
+            self._protocol.data_received(data)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._data_received_failed(exc)
+        if len(data) < LARGE_READS_UNTIL:
+            self._set_read_mode(None)
