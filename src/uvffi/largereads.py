@@ -57,22 +57,28 @@ def _nothing_to_reconcile(nread):
     pass
 
 
+def read_fd(stream):
+    """The fd that self reads read (here and in bufferedreads.py), or -1
+    where libuv's streams are no fds."""
+    if os.name != "posix":
+        return -1
+    try:
+        return stream.fileno()
+    except OSError:
+        return -1
+
+
 class LargeReadsMixin:
     """StreamTransport's self reads for a plain Protocol (module docstring).
     ``_route_large_reads`` hooks the stream up when the protocol is set."""
 
-    _rfd = -1  # the fd that self reads os.read (valid while libuv reads)
+    _rfd = -1  # read_fd(): valid while libuv reads the stream
 
     def _route_large_reads(self, stream):
         stream.on_self_read = self._read_self_data
         stream.on_filled = _nothing_to_reconcile
-        stream.on_large_read = None
-        if SELF_READS:
-            try:
-                self._rfd = stream.fileno()
-            except OSError:
-                return
-            stream.on_large_read = self._start_large_reads
+        stream.on_large_read = (self._start_large_reads
+                                if SELF_READS and self._rfd >= 0 else None)
 
     def _start_large_reads(self):
         # (streamhandle._on_read, after the large read's data_received)

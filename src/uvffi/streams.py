@@ -24,7 +24,7 @@ from asyncio import base_events, constants, futures, protocols, transports
 
 from ._uv import ffi, lib
 from .bufferedreads import BufferedReadsMixin
-from .largereads import LargeReadsMixin
+from .largereads import LargeReadsMixin, read_fd
 from .errors import exception_from_uv
 from .transportbase import ClosingMixin, ReadingMixin
 
@@ -71,6 +71,7 @@ class StreamTransport(ReadingMixin, ClosingMixin, BufferedReadsMixin,
         stream.on_data_failed = self._data_received_failed
         stream.on_write = self._on_write_done
         stream.on_shutdown = self._on_shutdown_done
+        self._rfd = read_fd(stream)  # self reads' fd, or -1
         self._protocol_connected = False
         self.set_protocol(protocol)  # also routes the stream's reads
 
