@@ -10,12 +10,13 @@ chosen per read by size (``Stream.mode``):
   get_buffer()/buffer_updated() rounds as its buffers need.
 - **direct** (large reads): the data goes straight into get_buffer()'s
   buffer, as recv_into does, with no copy.  From a read of
-  ``DIRECT_READS_FROM`` bytes (those come on their own, not batched) until
-  one under ``DIRECT_READS_UNTIL``.  On POSIX the read is a *self read*
+  ``LARGE_READS_FROM`` bytes (those come on their own, not batched) until
+  one under ``LARGE_READS_UNTIL`` (streamhandle.py).  On POSIX the read is
+  a *self read*
   (``_read_self``): when libuv sees the fd readable, one C->Python call
   asks get_buffer(), reads the fd into that buffer (``os.readv`` on
-  CPython) and calls buffer_updated(), asyncio's recv_into round.  Elsewhere libuv reads
-  into the buffer (``_get_read_buffer``/``_read_buffer_filled``), which
+  CPython) and calls buffer_updated(), asyncio's recv_into round.
+  Elsewhere libuv reads into the buffer (``_get_read_buffer``/``_read_buffer_filled``), which
   costs two C->Python calls per read.
   Measured (CPython 3.11, echo of 100 KiB messages, 20 connections, server
   CPU per request): 22.45 us with the copy against asyncio's 19.76, then
@@ -31,7 +32,8 @@ import os
 import sys
 
 from ._uv import ffi, lib
-from .streamhandle import _READ_DIRECT, _READ_SELF
+from .streamhandle import (_READ_DIRECT, _READ_SELF, LARGE_READS_FROM,
+                           LARGE_READS_UNTIL)
 
 _PYPY = sys.implementation.name == "pypy"
 _from_buffer = ffi.from_buffer
@@ -47,8 +49,6 @@ _readv = None if _PYPY else getattr(os, "readv", None)
 _UV_EOF = lib.UV_EOF
 # how large reads go into the protocol's buffer (see the module docstring)
 _READ_LARGE = _READ_SELF if os.name == "posix" else _READ_DIRECT
-DIRECT_READS_FROM = 32 * 1024
-DIRECT_READS_UNTIL = 8 * 1024
 # socket.recv_into()'s words for a buffer it cannot write into
 _NOT_WRITABLE = ("a read-write bytes-like object is required, not %s" if _PYPY else
                  "recv_into() argument 1 must be read-write bytes-like object, not %s")
@@ -134,7 +134,7 @@ class BufferedReadsMixin:
                 self._fatal_error(
                     exc, "Fatal error: protocol.buffer_updated() call failed.")
                 return
-        if nread >= DIRECT_READS_FROM:
+        if nread >= LARGE_READS_FROM:
             self._set_read_mode(_READ_LARGE)
 
     def _copy_in_pieces(self, protocol, target, size, nread, data):
@@ -258,8 +258,7 @@ class BufferedReadsMixin:
                 self._buffer_refused(target, exc)
                 return
             except BaseException as exc:
-                self._stop_reading()
-                self._fatal_error(exc, "Fatal read error on socket transport")
+                self._self_read_failed(exc)
                 return
             if not nread:
                 self._on_read_status(_UV_EOF)
@@ -286,7 +285,7 @@ class BufferedReadsMixin:
             self._fatal_error(
                 exc, "Fatal error: protocol.buffer_updated() call failed.")
             return
-        if nread < DIRECT_READS_UNTIL:
+        if nread < LARGE_READS_UNTIL:
             self._set_read_mode(None)
 
     def _read_buffer_filled(self, nread):
@@ -298,5 +297,5 @@ class BufferedReadsMixin:
             return
         if not self._tell_updated(self._protocol, nread):
             return
-        if nread < DIRECT_READS_UNTIL:
+        if nread < LARGE_READS_UNTIL:
             self._set_read_mode(None)

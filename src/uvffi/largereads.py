@@ -9,12 +9,11 @@ reads that copy is nothing next to what batching them saves
 the echo of 100 KiB messages, 20 connections, put ``memmove`` at 6.8% of
 the server's samples, ~1.8 us of its ~26 us of CPU per request.
 
-So while a plain protocol's reads are large (from a read of
-``streamhandle.LARGE_READS_FROM`` bytes until one under
-``LARGE_READS_UNTIL``, the thresholds of bufferedreads.py's direct reads),
-the stream reads in *self*
-mode (shim: ``uvffi__alloc_self_cb``): when libuv sees the fd readable, its
-alloc callback makes one C->Python call, ``_read_self_data``, which
+So while a plain protocol's reads are large (streamhandle.py's
+``LARGE_READS_FROM``/``LARGE_READS_UNTIL``, as for bufferedreads.py's
+direct reads), the stream reads in *self* mode (shim:
+``uvffi__alloc_self_cb``): when libuv sees the fd readable, its alloc
+callback makes one C->Python call, ``_read_self_data``, which
 ``os.read``s the fd into a new bytes object and calls ``data_received``.
 
 How much one read asks for: ``SELF_READ_MAX``, under glibc's mmap
@@ -40,12 +39,11 @@ import os
 import sys
 
 from ._uv import lib
-from .streamhandle import _READ_SELF
+from .streamhandle import _READ_SELF, LARGE_READS_UNTIL
 
 _os_read = os.read
 _UV_EOF = lib.UV_EOF
 SELF_READS = os.name == "posix" and sys.implementation.name != "pypy"
-LARGE_READS_UNTIL = 8 * 1024
 # the most one read asks for: its bytes object must stay under glibc's
 # mmap threshold (128 KiB, with the object's header and malloc's)
 SELF_READ_MAX = 127 * 1024
@@ -84,6 +82,12 @@ class LargeReadsMixin:
         # (streamhandle._on_read, after the large read's data_received)
         self._set_read_mode(_READ_SELF)
 
+    def _self_read_failed(self, exc):
+        """A self read's read(2) failed (both kinds: also bufferedreads.py):
+        asyncio's fatal read error."""
+        self._stop_reading()
+        self._fatal_error(exc, "Fatal read error on socket transport")
+
     def _read_self_data(self):
         # From libuv's alloc callback: what is done to the stream's reading
         # in here reaches libuv once the callback is over (Stream.in_alloc).
@@ -94,8 +98,7 @@ class LargeReadsMixin:
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._stop_reading()
-            self._fatal_error(exc, "Fatal read error on socket transport")
+            self._self_read_failed(exc)
             return
         if not data:
             self._on_read_status(_UV_EOF)

@@ -34,8 +34,12 @@ _READ_PLAIN = lib.UVFFI_READ_PLAIN
 _READ_BATCH = lib.UVFFI_READ_BATCH
 _READ_DIRECT = lib.UVFFI_READ_DIRECT
 _READ_SELF = lib.UVFFI_READ_SELF
-# a plain protocol's read from this size on calls on_large_read (largereads.py)
+# Large reads: from a read of LARGE_READS_FROM bytes until one under
+# LARGE_READS_UNTIL, a stream reads straight into its protocol's memory
+# (bufferedreads.py, largereads.py); a plain protocol's read of that size
+# calls on_large_read
 LARGE_READS_FROM = 32 * 1024
+LARGE_READS_UNTIL = 8 * 1024
 
 
 class Stream(UVHandle):
