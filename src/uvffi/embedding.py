@@ -152,9 +152,11 @@ def _class_defining(cls, name):
 class EmbeddingMixin:
     """Loop methods for guest mode and for handing out our uv_loop_t."""
 
-    _guest = None
-    _guest_exc = None
-    _uv_source = None
+    _LOOP_STATE = {  # the loop's slots for this concern (loop.py)
+        "_guest": None,
+        "_guest_exc": None,
+        "_uv_source": None,
+    }
 
     # -- construction over a foreign loop -------------------------------------
 

@@ -174,11 +174,14 @@ class _FdGuard(Prepare):
 class FdWatchMixin:
     """Loop methods for watching file descriptors."""
 
-    _fd_watches = None        # fd -> _FdPoll
-    _fd_pending = None        # polls started since libuv last polled
-    _fd_idle = None           # idle polls (parked or stopped), for reuse
-    _fd_guard = None          # the _FdGuard that checks them
-    _fd_guard_armed = False
+    # the loop's slots for this concern, and their initial values (loop.py)
+    _LOOP_STATE = {
+        "_fd_watches": None,      # fd -> _FdPoll
+        "_fd_pending": None,      # polls started since libuv last polled
+        "_fd_idle": None,         # idle polls (parked or stopped), for reuse
+        "_fd_guard": None,        # the _FdGuard that checks them
+        "_fd_guard_armed": False,
+    }
 
     # -- public API (argument checks first, as selector_events does) -----------
 

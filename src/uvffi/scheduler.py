@@ -152,16 +152,17 @@ def report_callback_exception(loop, handle, exc):
 
 class SchedulerMixin:
 
+    _LOOP_STATE = {  # the loop's slots for this concern (loop.py)
+        # True while a poll runs with callbacks already in the ready queue:
+        # the I/O it reports then waits behind them (as on asyncio's loop);
+        # in guest mode, from our prepare step to our check step.
+        "_uv_defer_io": False,
+        "_uv_ready_append": None,
+    }
+
     def __init__(self):
         super().__init__()
         self._scheduled = TimerQueue()  # instead of BaseEventLoop's list
-        # True while a poll runs with callbacks already in the ready queue:
-        # the I/O it reports then waits behind them (as on asyncio's loop);
-        # in guest mode, from our prepare step to our check step.  An
-        # instance attribute only: on 3.12+ a class attribute of the same
-        # name keeps CPython from specialising its loads and stores (a
-        # store measured 33 ns instead of 5 on 3.13).
-        self._uv_defer_io = False
         self._ready = ReadyQueue(self._ready)
         # bound C method: the loop's own appends skip ReadyQueue.append
         self._uv_ready_append = _deque_append.__get__(self._ready)

@@ -201,7 +201,8 @@ class _Listener:
 class ServingMixin(SocketTransportMixin):
     """The BaseEventLoop hooks asyncio's Server calls."""
 
-    _uv_listeners = None  # listening socket -> _Listener
+    # the loop's slots for this concern (loop.py)
+    _LOOP_STATE = {"_uv_listeners": None}  # listening socket -> _Listener
 
     def _start_serving(self, protocol_factory, sock, sslcontext=None,
                        server=None, backlog=100,

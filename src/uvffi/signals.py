@@ -95,9 +95,11 @@ class SignalMixin:
     """Loop methods for signals: the wake-up fd while running (or while
     handlers exist), and asyncio's ``add_signal_handler`` API."""
 
-    _signal_wakeup = None
-    _signal_handlers = None     # signum -> asyncio.Handle
-    _signal_wakeup_held = False  # one install() on behalf of the handlers
+    _LOOP_STATE = {  # the loop's slots for this concern (loop.py)
+        "_signal_wakeup": None,
+        "_signal_handlers": None,     # signum -> asyncio.Handle
+        "_signal_wakeup_held": False,  # one install() on behalf of the handlers
+    }
 
     def _signals_enter_run(self):
         if not _in_main_thread():

@@ -42,6 +42,8 @@ def _check_sock(loop, sock):
 class SockMethodsMixin:
     """sock_recv & co."""
 
+    _LOOP_STATE = {"_recv_scratch": None}  # the loop's slot (loop.py)
+
     # -- receiving ----------------------------------------------------------------
 
     async def sock_recv(self, sock, n):
@@ -59,8 +61,6 @@ class SockMethodsMixin:
         except _RETRY:
             pass
         return await self._sock_wait(True, sock, "recv", (n,))
-
-    _recv_scratch = None
 
     def _recv_copy(self, sock, n):
         """sock.recv(n) through a buffer kept on the loop (see _SCRATCH_FROM)."""

@@ -38,7 +38,8 @@ def _is_abstract(path):
 class UnixMixin(ServingMixin):
     """create_unix_connection / create_unix_server."""
 
-    _unix_server_sockets = None  # listening sock -> inode of its file (3.13)
+    # the loop's slots for this concern (loop.py)
+    _LOOP_STATE = {"_unix_server_sockets": None}  # listening sock -> inode of its file (3.13)
 
     async def create_unix_connection(
             self, protocol_factory, path=None, *, ssl=None, sock=None,
