@@ -17,10 +17,11 @@ import socket
 
 import pytest
 
+from _large_reads import (BIG, connected, deliver_all, order_behind_a_queued_callback,
+                          payload, recorded_errors, run, send_large_first, wait_for)
 from uvffi import bufferedreads
 from uvffi._uv import lib
 
-BIG = 1024 * 1024
 LARGE_READ_MODES = {"self": lib.UVFFI_READ_SELF, "libuv": lib.UVFFI_READ_DIRECT}
 
 
@@ -35,14 +36,6 @@ def large_read_mode(request, monkeypatch):
         pytest.skip("self reads are POSIX only")
     monkeypatch.setattr(bufferedreads, "_READ_LARGE", LARGE_READ_MODES[request.param])
     return LARGE_READ_MODES[request.param]
-
-
-def payload(n, seed=0):
-    return bytes((i * 7 + seed) & 0xFF for i in range(256)) * (n // 256) + b"x" * (n % 256)
-
-
-def run(loop, coro, timeout=30):
-    return loop.run_until_complete(asyncio.wait_for(coro, timeout))
 
 
 class Collector(asyncio.BufferedProtocol):
@@ -90,72 +83,16 @@ class Collector(asyncio.BufferedProtocol):
             self.lost.set_result(exc)
 
 
-async def _connected(loop, protocol):
-    """A server transport with *protocol* and the client socket."""
-    accepted = loop.create_future()
-
-    def factory():
-        accepted.set_result(None)
-        return protocol
-
-    server = await loop.create_server(factory, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    client = socket.socket()
-    client.setblocking(False)
-    await loop.sock_connect(client, ("127.0.0.1", port))
-    await accepted
-    while protocol.transport is None:
-        await asyncio.sleep(0)
-    return server, client
-
-
-async def _send_large_first(loop, protocol, client, data):
-    """Send *data* with the server paused for a moment, so that its first
-    read is a large one (the switch to direct reads on uvffi)."""
-    protocol.transport.pause_reading()
-    sending = loop.create_task(loop.sock_sendall(client, data))
-    await asyncio.sleep(0.05)
-    protocol.transport.resume_reading()
-    await sending
-
-
-async def _deliver_all(loop, proto, data, hook=None):
-    """Send *data* to *proto* (the first read large), wait until all of it
-    arrived, then close the client and wait for connection_lost."""
-    server, client = await _connected(loop, proto)
-    proto.hook = hook
-    await _send_large_first(loop, proto, client, data)
-    await _wait_for(lambda: len(proto.got) == len(data))
-    client.close()
-    await proto.lost
-    server.close()
-    await server.wait_closed()
-
-
 async def _large_read_until_lost(loop, proto):
     """Send 1 MiB to *proto* (the first read large) and wait until its
     connection is lost: returns what connection_lost got."""
-    server, client = await _connected(loop, proto)
-    await _send_large_first(loop, proto, client, payload(BIG))
+    server, client = await connected(loop, proto)
+    await send_large_first(loop, proto, client, payload(BIG))
     exc = await proto.lost
     client.close()
     server.close()
     await server.wait_closed()
     return exc
-
-
-async def _wait_for(predicate, timeout=10):
-    for _ in range(int(timeout / 0.005)):
-        if predicate():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("condition not reached")
-
-
-def _errors(loop):
-    seen = []
-    loop.set_exception_handler(lambda lp, ctx: seen.append(ctx))
-    return seen
 
 
 def test_large_and_small_reads_arrive_whole_and_in_order(any_loop, large_read_mode):
@@ -164,15 +101,15 @@ def test_large_and_small_reads_arrive_whole_and_in_order(any_loop, large_read_mo
     parts = [payload(BIG, 1)] + [payload(100, i) for i in range(20)] + [payload(BIG // 2, 3)]
 
     async def main():
-        server, client = await _connected(loop, proto)
-        await _send_large_first(loop, proto, client, parts[0])
-        await _wait_for(lambda: len(proto.got) == len(parts[0]))
+        server, client = await connected(loop, proto)
+        await send_large_first(loop, proto, client, parts[0])
+        await wait_for(lambda: len(proto.got) == len(parts[0]))
         for part in parts[1:-1]:
             await loop.sock_sendall(client, part)
-            await _wait_for(lambda: proto.got.endswith(part))
+            await wait_for(lambda: proto.got.endswith(part))
         await loop.sock_sendall(client, parts[-1])
         client.shutdown(socket.SHUT_WR)
-        await _wait_for(lambda: "eof" in proto.events)
+        await wait_for(lambda: "eof" in proto.events)
         client.close()
         server.close()
         proto.transport.close()
@@ -194,7 +131,7 @@ def test_small_protocol_buffer_gets_large_reads_in_pieces(any_loop):
     proto = Collector(loop, size=1000)
     data = payload(BIG)
 
-    run(loop, _deliver_all(loop, proto, data))
+    run(loop, deliver_all(loop, proto, data))
     assert bytes(proto.got) == data
 
 
@@ -205,7 +142,7 @@ def test_small_protocol_buffer_gets_large_reads_in_pieces(any_loop):
 ])
 def test_get_buffer_failure_while_reading_large(any_loop, failure, message, exc_type):
     loop = any_loop
-    errors = _errors(loop)
+    errors = recorded_errors(loop)
     proto = Collector(loop)
 
     def get_buffer(sizehint):
@@ -234,7 +171,7 @@ def test_get_buffer_failure_while_reading_large(any_loop, failure, message, exc_
 
 def test_buffer_updated_failure_while_reading_large(any_loop):
     loop = any_loop
-    errors = _errors(loop)
+    errors = recorded_errors(loop)
     proto = Collector(loop)
 
     def hook(p, where):
@@ -264,7 +201,7 @@ def test_pause_and_resume_inside_protocol_calls_lose_nothing(any_loop, where):
             p.transport.pause_reading()
             loop.call_later(0.005, p.transport.resume_reading)
 
-    run(loop, _deliver_all(loop, proto, data, hook))
+    run(loop, deliver_all(loop, proto, data, hook))
     assert bytes(proto.got) == data
     assert len(pauses) >= 3
 
@@ -273,7 +210,7 @@ def test_pause_and_resume_inside_protocol_calls_lose_nothing(any_loop, where):
 @pytest.mark.parametrize("how", ["close", "abort"])
 def test_closing_inside_protocol_calls(any_loop, how, where):
     loop = any_loop
-    errors = _errors(loop)
+    errors = recorded_errors(loop)
     proto = Collector(loop)
 
     def hook(p, at):
@@ -281,9 +218,9 @@ def test_closing_inside_protocol_calls(any_loop, how, where):
             getattr(p.transport, how)()
 
     async def main():
-        server, client = await _connected(loop, proto)
+        server, client = await connected(loop, proto)
         proto.hook = hook
-        await _send_large_first(loop, proto, client, payload(BIG))
+        await send_large_first(loop, proto, client, payload(BIG))
         exc = await proto.lost
         await asyncio.sleep(0.05)  # nothing may reach the protocol after that
         client.close()
@@ -306,10 +243,10 @@ def test_eof_kept_open_stops_reading_and_the_transport_still_writes(any_loop):
     data = payload(BIG)
 
     async def main():
-        server, client = await _connected(loop, proto)
-        await _send_large_first(loop, proto, client, data)
+        server, client = await connected(loop, proto)
+        await send_large_first(loop, proto, client, data)
         client.shutdown(socket.SHUT_WR)
-        await _wait_for(lambda: "eof" in proto.events)
+        await wait_for(lambda: "eof" in proto.events)
         await asyncio.sleep(0.05)
         proto.transport.write(b"still open")
         reply = await loop.sock_recv(client, 100)
@@ -327,11 +264,11 @@ def test_eof_kept_open_stops_reading_and_the_transport_still_writes(any_loop):
 
 def test_connection_reset_while_reading_large(any_loop):
     loop = any_loop
-    errors = _errors(loop)
+    errors = recorded_errors(loop)
     proto = Collector(loop)
 
     async def main():
-        server, client = await _connected(loop, proto)
+        server, client = await connected(loop, proto)
         proto.transport.pause_reading()
         await loop.sock_sendall(client, payload(200 * 1024))
         await asyncio.sleep(0.05)
@@ -377,10 +314,10 @@ def test_switch_to_plain_protocol_while_reading_large(any_loop):
             p.transport.set_protocol(plain)
 
     async def main():
-        server, client = await _connected(loop, proto)
+        server, client = await connected(loop, proto)
         proto.hook = hook
-        await _send_large_first(loop, proto, client, data)
-        await _wait_for(lambda: len(proto.got) + len(plain.got) == len(data))
+        await send_large_first(loop, proto, client, data)
+        await wait_for(lambda: len(proto.got) + len(plain.got) == len(data))
         client.close()
         await plain.lost
         server.close()
@@ -389,6 +326,26 @@ def test_switch_to_plain_protocol_while_reading_large(any_loop):
     run(loop, main())
     assert bytes(proto.got) + bytes(plain.got) == data
     assert plain.got
+
+
+def test_large_read_waits_behind_a_callback_queued_before_the_poll(any_loop, large_read_mode):
+    # Direct reads ask get_buffer() in libuv's alloc callback, inside the
+    # poll: the read waits (Stream.hold, then the copy path) behind the
+    # callback, get_buffer() included, as asyncio orders it.
+    loop = any_loop
+    proto = Collector(loop)
+    order = run(loop, order_behind_a_queued_callback(loop, proto, large_read_mode))
+    assert order[0] == "callback" and "read" in order, order
+
+
+def test_eof_in_large_read_mode_waits_behind_a_callback_queued_before_the_poll(any_loop, large_read_mode):
+    loop = any_loop
+    proto = Collector(loop)
+    order = run(loop, order_behind_a_queued_callback(loop, proto, large_read_mode, then="eof"))
+    # (asyncio asks get_buffer() before its recv_into() sees the EOF; a
+    # held EOF is known before any protocol call)
+    assert order[0] == "callback" and order[-1] == "eof", order
+    assert proto.events[-1] == ("lost", None)
 
 
 def test_keyboard_interrupt_in_get_buffer_keeps_the_data(any_loop):
@@ -403,17 +360,17 @@ def test_keyboard_interrupt_in_get_buffer_keeps_the_data(any_loop):
             raise KeyboardInterrupt
 
     async def start():
-        server, client = await _connected(loop, proto)
+        server, client = await connected(loop, proto)
         proto.hook = hook
-        await _send_large_first(loop, proto, client, data)
-        await _wait_for(lambda: len(proto.got) == len(data))
+        await send_large_first(loop, proto, client, data)
+        await wait_for(lambda: len(proto.got) == len(data))
         return server, client
 
     with pytest.raises(KeyboardInterrupt):
         loop.run_until_complete(start())
     # the interrupted read never happened: the rest arrives once the loop
     # runs again, whole and in order
-    loop.run_until_complete(_wait_for(lambda: len(proto.got) == len(data)))
+    loop.run_until_complete(wait_for(lambda: len(proto.got) == len(data)))
     assert bytes(proto.got) == data
     proto.transport.close()
     loop.run_until_complete(proto.lost)

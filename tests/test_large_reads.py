@@ -14,17 +14,9 @@ import struct
 
 import pytest
 
+from _large_reads import (BIG, connected, deliver_all, order_behind_a_queued_callback,
+                          payload, recorded_errors, run, send_large_first, wait_for)
 from uvffi import largereads
-
-BIG = 1024 * 1024
-
-
-def payload(n, seed=0):
-    return bytes((i * 7 + seed) & 0xFF for i in range(256)) * (n // 256) + b"x" * (n % 256)
-
-
-def run(loop, coro, timeout=30):
-    return loop.run_until_complete(asyncio.wait_for(coro, timeout))
 
 
 class Collector(asyncio.Protocol):
@@ -66,67 +58,6 @@ class Collector(asyncio.Protocol):
         return [n for n, mode in self.chunks if mode == largereads._READ_SELF]
 
 
-async def _connected(loop, protocol, family=socket.AF_INET, path=None):
-    """A server transport with *protocol* and the client socket."""
-    accepted = loop.create_future()
-
-    def factory():
-        accepted.set_result(None)
-        return protocol
-
-    if family == socket.AF_UNIX:
-        server = await loop.create_unix_server(factory, path)
-        client = socket.socket(socket.AF_UNIX)
-        address = path
-    else:
-        server = await loop.create_server(factory, "127.0.0.1", 0)
-        client = socket.socket()
-        address = ("127.0.0.1", server.sockets[0].getsockname()[1])
-    client.setblocking(False)
-    await loop.sock_connect(client, address)
-    await accepted
-    while protocol.transport is None:
-        await asyncio.sleep(0)
-    return server, client
-
-
-async def _send_large_first(loop, protocol, client, data):
-    """Send *data* with the server paused for a moment, so that its first
-    read is a large one (the switch to self reads on uvffi)."""
-    protocol.transport.pause_reading()
-    sending = loop.create_task(loop.sock_sendall(client, data))
-    await asyncio.sleep(0.05)
-    protocol.transport.resume_reading()
-    await sending
-
-
-async def _wait_for(predicate, timeout=10):
-    for _ in range(int(timeout / 0.005)):
-        if predicate():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("condition not reached")
-
-
-async def _deliver_all(loop, proto, data, hook=None):
-    """Send *data* to *proto* (the first read large), wait until all of it
-    arrived, then close the client and wait for connection_lost."""
-    server, client = await _connected(loop, proto)
-    proto.hook = hook
-    await _send_large_first(loop, proto, client, data)
-    await _wait_for(lambda: len(proto.got) == len(data))
-    client.close()
-    await proto.lost
-    server.close()
-    await server.wait_closed()
-
-
-def _errors(loop):
-    seen = []
-    loop.set_exception_handler(lambda lp, ctx: seen.append(ctx))
-    return seen
-
-
 def _self_reads_expected(loop):
     return loop.kind == "uvffi" and largereads.SELF_READS
 
@@ -140,15 +71,15 @@ def test_large_and_small_reads_arrive_whole_and_in_order(any_loop, family, tmp_p
     fam = socket.AF_UNIX if family == "unix" else socket.AF_INET
 
     async def main():
-        server, client = await _connected(loop, proto, fam, str(tmp_path / "s"))
-        await _send_large_first(loop, proto, client, parts[0])
-        await _wait_for(lambda: len(proto.got) == len(parts[0]))
+        server, client = await connected(loop, proto, fam, str(tmp_path / "s"))
+        await send_large_first(loop, proto, client, parts[0])
+        await wait_for(lambda: len(proto.got) == len(parts[0]))
         for part in parts[1:-1]:
             await loop.sock_sendall(client, part)
-            await _wait_for(lambda: proto.got.endswith(part))
+            await wait_for(lambda: proto.got.endswith(part))
         await loop.sock_sendall(client, parts[-1])
         client.shutdown(socket.SHUT_WR)
-        await _wait_for(lambda: "eof" in proto.events)
+        await wait_for(lambda: "eof" in proto.events)
         client.close()
         server.close()
         proto.transport.close()
@@ -175,10 +106,10 @@ def test_reads_stay_large_while_messages_are_large(any_loop):
     message = payload(100 * 1024)
 
     async def main():
-        server, client = await _connected(loop, proto)
+        server, client = await connected(loop, proto)
         for i in range(20):
             await loop.sock_sendall(client, message)
-            await _wait_for(lambda: len(proto.got) == (i + 1) * len(message))
+            await wait_for(lambda: len(proto.got) == (i + 1) * len(message))
         client.close()
         await proto.lost
         server.close()
@@ -192,7 +123,7 @@ def test_reads_stay_large_while_messages_are_large(any_loop):
 
 def test_data_received_failure_while_reading_large(any_loop):
     loop = any_loop
-    errors = _errors(loop)
+    errors = recorded_errors(loop)
     proto = Collector(loop)
 
     def hook(p, data):
@@ -200,9 +131,9 @@ def test_data_received_failure_while_reading_large(any_loop):
             raise ValueError("from data_received")
 
     async def main():
-        server, client = await _connected(loop, proto)
+        server, client = await connected(loop, proto)
         proto.hook = hook
-        await _send_large_first(loop, proto, client, payload(BIG))
+        await send_large_first(loop, proto, client, payload(BIG))
         exc = await proto.lost
         client.close()
         server.close()
@@ -230,7 +161,7 @@ def test_pause_and_resume_inside_data_received_lose_nothing(any_loop):
             p.transport.pause_reading()
             loop.call_later(0.005, p.transport.resume_reading)
 
-    run(loop, _deliver_all(loop, proto, data, hook))
+    run(loop, deliver_all(loop, proto, data, hook))
     assert bytes(proto.got) == data
     assert len(pauses) >= 3
 
@@ -238,7 +169,7 @@ def test_pause_and_resume_inside_data_received_lose_nothing(any_loop):
 @pytest.mark.parametrize("how", ["close", "abort"])
 def test_closing_inside_data_received(any_loop, how):
     loop = any_loop
-    errors = _errors(loop)
+    errors = recorded_errors(loop)
     proto = Collector(loop)
 
     def hook(p, chunk):
@@ -246,9 +177,9 @@ def test_closing_inside_data_received(any_loop, how):
             getattr(p.transport, how)()
 
     async def main():
-        server, client = await _connected(loop, proto)
+        server, client = await connected(loop, proto)
         proto.hook = hook
-        await _send_large_first(loop, proto, client, payload(BIG))
+        await send_large_first(loop, proto, client, payload(BIG))
         exc = await proto.lost
         await asyncio.sleep(0.05)  # nothing may reach the protocol after that
         client.close()
@@ -268,8 +199,8 @@ def test_eof_after_large_reads_closes(any_loop):
     data = payload(BIG)
 
     async def main():
-        server, client = await _connected(loop, proto)
-        await _send_large_first(loop, proto, client, data)
+        server, client = await connected(loop, proto)
+        await send_large_first(loop, proto, client, data)
         client.shutdown(socket.SHUT_WR)
         exc = await proto.lost
         client.close()
@@ -289,10 +220,10 @@ def test_eof_kept_open_stops_reading_and_the_transport_still_writes(any_loop):
     data = payload(BIG)
 
     async def main():
-        server, client = await _connected(loop, proto)
-        await _send_large_first(loop, proto, client, data)
+        server, client = await connected(loop, proto)
+        await send_large_first(loop, proto, client, data)
         client.shutdown(socket.SHUT_WR)
-        await _wait_for(lambda: "eof" in proto.events)
+        await wait_for(lambda: "eof" in proto.events)
         await asyncio.sleep(0.05)
         proto.transport.write(b"still open")
         reply = await loop.sock_recv(client, 100)
@@ -310,7 +241,7 @@ def test_eof_kept_open_stops_reading_and_the_transport_still_writes(any_loop):
 
 def test_connection_reset_while_reading_large(any_loop):
     loop = any_loop
-    errors = _errors(loop)
+    errors = recorded_errors(loop)
     proto = Collector(loop)
     resets = []
 
@@ -329,12 +260,12 @@ def test_connection_reset_while_reading_large(any_loop):
 
     async def main():
         nonlocal client
-        server, client = await _connected(loop, proto)
+        server, client = await connected(loop, proto)
         # unread data on the client's side too: close() sends a reset
         proto.transport.write(b"unread")
         await asyncio.sleep(0.05)
         proto.hook = hook
-        await _send_large_first(loop, proto, client, payload(200 * 1024))
+        await send_large_first(loop, proto, client, payload(200 * 1024))
         exc = await proto.lost
         server.close()
         await server.wait_closed()
@@ -374,10 +305,10 @@ def test_switch_to_buffered_protocol_while_reading_large(any_loop):
             p.transport.set_protocol(buffered)
 
     async def main():
-        server, client = await _connected(loop, proto)
+        server, client = await connected(loop, proto)
         proto.hook = hook
-        await _send_large_first(loop, proto, client, data)
-        await _wait_for(lambda: len(proto.got) + len(buffered.got) == len(data))
+        await send_large_first(loop, proto, client, data)
+        await wait_for(lambda: len(proto.got) + len(buffered.got) == len(data))
         client.close()
         await buffered.lost
         server.close()
@@ -408,11 +339,11 @@ def test_reads_wait_behind_callbacks_queued_before_the_poll(any_loop):
         order.append("data")
 
     async def main():
-        server, client = await _connected(loop, proto)
+        server, client = await connected(loop, proto)
         proto.hook = hook
         loop.call_soon(spin)
-        await _send_large_first(loop, proto, client, data)
-        await _wait_for(lambda: len(proto.got) == len(data))
+        await send_large_first(loop, proto, client, data)
+        await wait_for(lambda: len(proto.got) == len(data))
         spinning[0] = False
         client.close()
         await proto.lost
@@ -424,6 +355,26 @@ def test_reads_wait_behind_callbacks_queued_before_the_poll(any_loop):
     assert order.count("data") > 1 and order.count("spin") > 1
     if _self_reads_expected(loop):
         assert proto.self_read_sizes()
+
+
+def test_self_read_waits_behind_a_callback_queued_before_the_poll(any_loop):
+    # A self read runs in libuv's alloc callback, inside the poll: the
+    # data it reads waits (Stream.hold) behind the callback, as asyncio
+    # orders it.
+    loop = any_loop
+    proto = Collector(loop)
+    order = run(loop, order_behind_a_queued_callback(loop, proto, largereads._READ_SELF))
+    assert order[0] == "callback" and "read" in order, order
+    if _self_reads_expected(loop):
+        assert proto.chunks[-1][1] == largereads._READ_SELF  # the path under test
+
+
+def test_eof_in_large_read_mode_waits_behind_a_callback_queued_before_the_poll(any_loop):
+    loop = any_loop
+    proto = Collector(loop)
+    order = run(loop, order_behind_a_queued_callback(loop, proto, largereads._READ_SELF, then="eof"))
+    assert order == ["callback", "eof"], order
+    assert proto.events[-1] == ("lost", None)
 
 
 def test_keyboard_interrupt_in_data_received_keeps_the_rest(any_loop):
@@ -438,17 +389,17 @@ def test_keyboard_interrupt_in_data_received_keeps_the_rest(any_loop):
             raise KeyboardInterrupt
 
     async def start():
-        server, client = await _connected(loop, proto)
+        server, client = await connected(loop, proto)
         proto.hook = hook
-        await _send_large_first(loop, proto, client, data)
-        await _wait_for(lambda: len(proto.got) == len(data))
+        await send_large_first(loop, proto, client, data)
+        await wait_for(lambda: len(proto.got) == len(data))
         return server, client
 
     with pytest.raises(KeyboardInterrupt):
         loop.run_until_complete(start())
     # what data_received got stays got; the rest arrives once the loop
     # runs again, whole and in order
-    loop.run_until_complete(_wait_for(lambda: len(proto.got) == len(data)))
+    loop.run_until_complete(wait_for(lambda: len(proto.got) == len(data)))
     assert bytes(proto.got) == data
     proto.transport.close()
     loop.run_until_complete(proto.lost)

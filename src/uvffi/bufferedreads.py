@@ -32,6 +32,7 @@ import os
 import sys
 
 from ._uv import ffi, lib
+from .largereads import SELF_READ_MAX
 from .streamhandle import (_READ_DIRECT, _READ_SELF, LARGE_READS_FROM,
                            LARGE_READS_UNTIL)
 
@@ -60,6 +61,7 @@ class BufferedReadsMixin:
     ``on_alloc``/``on_filled`` to ``_get_read_buffer``/``_read_buffer_filled``."""
 
     _read_target = None  # a direct read's buffer (cdata), while libuv has it
+    _held_read = None  # its bytearray, when the read is to be held
 
     # get_buffer()/buffer_updated() with asyncio's error reporting, for the
     # piecewise copy and libuv's direct reads; the two hot paths (the
@@ -207,10 +209,17 @@ class BufferedReadsMixin:
         # (Stream.in_alloc), and any of it means that nothing is read now.
         # buf left empty: libuv reads nothing and reports UV_ENOBUFS,
         # ignored in _read_buffer_filled.
-        asked = self._ask_buffer(self._protocol)
-        if asked is None:
-            return
-        target = asked[0]
+        if self._loop._uv_defer_io:
+            # behind the callbacks queued before this poll, get_buffer()
+            # included (largereads.py: _read_and_hold): into a buffer of
+            # our own, held on the stream in _read_buffer_filled
+            target = held = bytearray(SELF_READ_MAX)
+        else:
+            asked = self._ask_buffer(self._protocol)
+            if asked is None:
+                return
+            target = asked[0]
+            held = None
         try:
             cbuf = _from_buffer(_CHAR_ARRAY, target, True)  # positional: cheaper
         except (SystemExit, KeyboardInterrupt):
@@ -222,6 +231,7 @@ class BufferedReadsMixin:
             return
         # kept (and with it the protocol's buffer) until the read is done
         self._read_target = cbuf
+        self._held_read = held
         buf.base = cbuf
         buf.len = len(cbuf)
 
@@ -233,6 +243,11 @@ class BufferedReadsMixin:
         # two paths: with four helper calls per read (callgrind, 100 KiB
         # echo x20 TCP) it took 15,866 instructions per request, 13,766
         # inline.
+        if self._loop._uv_defer_io:
+            # behind the callbacks queued before this poll, get_buffer()
+            # included (largereads.py)
+            self._read_and_hold()
+            return
         stream = self._stream
         protocol = self._protocol
         try:
@@ -292,6 +307,10 @@ class BufferedReadsMixin:
         if self._read_target is None:
             return  # declined in _get_read_buffer (UV_ENOBUFS): nothing read
         self._read_target = None
+        held, self._held_read = self._held_read, None
+        if held is not None:
+            self._stream.hold(nread, bytes(held[:nread]) if nread > 0 else None)
+            return
         if nread <= 0:
             self._on_read_status(nread)  # EOF, an error (UV_EAGAIN: nothing)
             return

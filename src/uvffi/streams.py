@@ -455,7 +455,7 @@ class StreamTransport(ReadingMixin, ClosingMixin, BufferedReadsMixin,
             return
         self._stream = None
         stream.set_protocol(None)
-        self._read_target = None
+        self._read_target = self._held_read = None
         # an in-flight write is cancelled by the close (ECANCELED)
         stream.close()
         if self._fd is not None and self._loop is not None:
