@@ -129,6 +129,7 @@ extern "Python" void _uvffi_async_cb(uv_async_t *handle);
 /* shim: uvffi_core.c */
 int uvffi_run_once(uv_loop_t *loop, uv_timer_t *wakeup, int64_t timeout_ms);
 int uvffi_run_nowait(uv_loop_t *loop);  /* loops uvffi created */
+size_t uvffi_malloc_warm_up(size_t size, size_t cap);  /* glibc only */
 void uvffi_loop_set_wakeup(uv_loop_t *loop, uv_timer_t *wakeup);
 int uvffi_close(void *handle);
 void uvffi_close_all(uv_loop_t *loop);

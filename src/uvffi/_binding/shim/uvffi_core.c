@@ -211,3 +211,48 @@ static int uvffi_count_handles(uv_loop_t *loop)
     uv_walk(loop, uvffi__count_walk_cb, &n);
     return n;
 }
+
+/* glibc's malloc thresholds, raised as asyncio's first 256 KiB recv makes
+ * glibc raise them (see loop.py: _warm_up_glibc_heap): malloc and free an
+ * mmap'd block of at least `size` bytes, larger than the heap's top chunk.
+ * A block that malloc carves out of a free chunk instead is kept while the
+ * next is tried (up to 8), so that one does come from mmap.  Past `cap`
+ * nothing is done.  Returns the mmap'd block's size, 0 if none was (not
+ * glibc 2.33+; over cap; the thresholds were already higher). */
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+#include <malloc.h>
+static size_t uvffi_malloc_warm_up(size_t size, size_t cap)
+{
+    void *held[8];
+    int k = 0;
+    size_t done = 0;
+    size_t n = mallinfo2().keepcost + 64 * 1024;
+    if (n < size)
+        n = size;
+    if (n > cap)
+        return 0;
+    while (k < 8) {
+        size_t mapped = mallinfo2().hblks;
+        /* (the blocks escape to mallinfo2's view of the heap: a compiler
+         * may not drop this malloc/free pair) */
+        void *block = malloc(n);
+        if (block == NULL)
+            break;
+        held[k++] = block;
+        if (mallinfo2().hblks > mapped) {
+            done = n;
+            break;
+        }
+    }
+    while (k > 0)
+        free(held[--k]);
+    return done;
+}
+#else
+static size_t uvffi_malloc_warm_up(size_t size, size_t cap)
+{
+    (void)size;
+    (void)cap;
+    return 0;
+}
+#endif
