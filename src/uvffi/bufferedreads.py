@@ -211,7 +211,7 @@ class BufferedReadsMixin:
         # ignored in _read_buffer_filled.
         if self._loop._uv_defer_io:
             # behind the callbacks queued before this poll, get_buffer()
-            # included (largereads.py: _read_and_hold): into a buffer of
+            # included (largereads.py: _read_self_data): into a buffer of
             # our own, held on the stream in _read_buffer_filled
             target = held = bytearray(SELF_READ_MAX)
         else:
@@ -245,8 +245,8 @@ class BufferedReadsMixin:
         # inline.
         if self._loop._uv_defer_io:
             # behind the callbacks queued before this poll, get_buffer()
-            # included (largereads.py)
-            self._read_and_hold()
+            # included: read and held (largereads.py)
+            self._read_self_data()
             return
         stream = self._stream
         protocol = self._protocol
@@ -309,7 +309,7 @@ class BufferedReadsMixin:
         self._read_target = None
         held, self._held_read = self._held_read, None
         if held is not None:
-            self._stream.hold(nread, bytes(held[:nread]) if nread > 0 else None)
+            self._stream.hold(nread, bytes(memoryview(held)[:nread]) if nread > 0 else None)
             return
         if nread <= 0:
             self._on_read_status(nread)  # EOF, an error (UV_EAGAIN: nothing)

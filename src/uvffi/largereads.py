@@ -88,32 +88,11 @@ class LargeReadsMixin:
         self._stop_reading()
         self._fatal_error(exc, "Fatal read error on socket transport")
 
-    def _read_and_hold(self):
-        """A self read (of either kind) in a poll that began with callbacks
-        already queued: on asyncio's loop they run before the poll's I/O
-        callbacks, so the read, or its EOF, waits on the stream behind them
-        (Stream.hold), as streamhandle._on_read keeps libuv's reads.  A held
-        read reaches a BufferedProtocol through the copy path."""
-        try:
-            data = _os_read(self._rfd, SELF_READ_MAX)
-        except (BlockingIOError, InterruptedError):
-            return  # nothing there after all: libuv polls on
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._self_read_failed(exc)
-            return
-        if data:
-            self._stream.hold(len(data), data)
-        else:
-            self._stream.hold(_UV_EOF, None)
-
     def _read_self_data(self):
         # From libuv's alloc callback: what is done to the stream's reading
         # in here reaches libuv once the callback is over (Stream.in_alloc).
-        if self._loop._uv_defer_io:
-            self._read_and_hold()
-            return
+        # Also a BufferedProtocol's self read, in a poll that defers I/O
+        # (bufferedreads.py: _read_self).
         try:
             data = _os_read(self._rfd, SELF_READ_MAX)
         except (BlockingIOError, InterruptedError):
@@ -122,6 +101,17 @@ class LargeReadsMixin:
             raise
         except BaseException as exc:
             self._self_read_failed(exc)
+            return
+        if self._loop._uv_defer_io:
+            # The poll began with callbacks already queued: on asyncio's
+            # loop they run before its I/O callbacks, so the read, or its
+            # EOF, waits on the stream behind them (Stream.hold), as
+            # streamhandle._on_read keeps libuv's reads.  A held read
+            # reaches a BufferedProtocol through the copy path.
+            if data:
+                self._stream.hold(len(data), data)
+            else:
+                self._stream.hold(_UV_EOF, None)
             return
         if not data:
             self._on_read_status(_UV_EOF)
