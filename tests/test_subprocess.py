@@ -468,26 +468,6 @@ def test_embedded_null_byte_is_value_error(any_loop):
         _run(any_loop, main())
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"preexec_fn": lambda: None},
-    {"umask": 0o077},
-    {"extra_groups": [0]},
-])
-def test_options_libuv_cannot_honour_raise_not_implemented(loop, kwargs):
-    fds_before = _open_fds_after_warm_up(loop)
-
-    async def main():
-        await asyncio.create_subprocess_exec(PY, "-c", "pass", stdout=PIPE, **kwargs)
-
-    with pytest.raises(NotImplementedError, match="uvffi"):
-        _run(loop, main())
-    assert _open_fds() - fds_before == set()
-
-
-def _uv_spawn_path_in_use(loop, spawn_path):
-    return getattr(loop, "kind", None) == "uvffi" and spawn_path == "uv_spawn"
-
-
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="process_group is 3.11+")
 def test_process_group(any_loop, spawn_path):
     async def main():
@@ -497,12 +477,8 @@ def test_process_group(any_loop, spawn_path):
         out, _ = await proc.communicate()
         return out
 
-    if _uv_spawn_path_in_use(any_loop, spawn_path):
-        # libuv has no setpgid in the child: refused, never ignored
-        with pytest.raises(NotImplementedError, match="process_group"):
-            _run(any_loop, main())
-    else:
-        assert _run(any_loop, main()) == b"True\n"
+    # on the uv_spawn path (no setpgid in libuv's child) Popen starts it
+    assert _run(any_loop, main()) == b"True\n"
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="Linux /proc")
@@ -518,12 +494,9 @@ def test_restore_signals(any_loop, spawn_path, restore):
         ignored = int(line.split()[1], 16)
         return ("True\n" if ignored & (1 << (signal.SIGPIPE - 1)) else "False\n").encode()
 
-    if not restore and _uv_spawn_path_in_use(any_loop, spawn_path):
-        with pytest.raises(NotImplementedError, match="restore_signals"):
-            _run(any_loop, main())
-    else:
-        # Python ignores SIGPIPE; restore_signals gives the child the default
-        assert _run(any_loop, main()) == (b"False\n" if restore else b"True\n")
+    # Python ignores SIGPIPE; restore_signals gives the child the default.
+    # (uv_spawn resets every disposition: Popen starts the child then.)
+    assert _run(any_loop, main()) == (b"False\n" if restore else b"True\n")
 
 
 def test_pass_fds_overriding_close_fds_warns(any_loop):

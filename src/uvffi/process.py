@@ -17,10 +17,11 @@ memory (0.6 ms for a small CPython, 4 ms with a 200 MB heap, against
 and for what posix_spawn cannot do (user/group, low-fd shuffles, bare
 program names not found on PATH).  ``FAST_SPAWN = False`` forces uv_spawn.
 
-What neither path can do in the child raises ``NotImplementedError`` rather
-than being ignored: ``preexec_fn``, ``umask``, non-empty ``extra_groups``;
-``process_group`` and ``restore_signals=False`` work on the posix_spawn path
-only (libuv has no pre-exec hook).
+What neither path can do in a POSIX child (``preexec_fn``, ``umask``,
+supplementary groups; ``process_group`` and ``restore_signals=False``
+where posix_spawn cannot be used) is left to ``subprocess.Popen``
+(popenspawn.py), as on CPython's loop.  The children that libuv did not
+spawn are watched by pid (pidwatch.py).
 """
 import errno
 import inspect
@@ -35,7 +36,8 @@ from ._callbacks import def_extern, report
 from .errors import exception_from_uv
 from .childprocess import ChildProcess
 from .handles import UVHandle
-from .poll import Poll, READABLE
+from .pidwatch import PidfdChild, ThreadWatchedChild, _reap, _report_later
+from .popenspawn import spawn_with_popen
 
 _WINDOWS = sys.platform == "win32"
 _from_handle = ffi.from_handle
@@ -127,20 +129,6 @@ class ProcessHandle(UVHandle):
         self.close()
 
 
-def _reap(pid):
-    try:
-        os.waitpid(pid, 0)
-    except OSError:
-        pass
-
-
-def _report_later(child, returncode):
-    """The on_exit callback of a child reaped by ChildProcess, next iteration."""
-    callback, child.on_exit = child.on_exit, None
-    if callback is not None and not child.loop.is_closed():
-        child.loop.call_soon(callback, returncode)
-
-
 @def_extern("_uvffi_exit_cb")
 def _exit_cb(handle, exit_status, term_signal):
     obj = _from_handle(handle.data)
@@ -148,80 +136,6 @@ def _exit_cb(handle, exit_status, term_signal):
         obj._exited(exit_status, term_signal)
     except Exception as exc:
         report(obj.loop, exc)
-
-
-class _PidfdPoll(Poll):
-    """The poll handle on a child's pidfd; the pidfd is ours to close once
-    libuv has let go of it."""
-
-    __slots__ = ("child",)
-
-    def _on_close(self):
-        super()._on_close()
-        os.close(self.fd)
-
-    def _close_for_loop_shutdown(self):
-        self.child._loop_closing()
-        self.close()
-
-
-class PidfdChild:
-    """A child started by posix_spawn: its pidfd becomes readable when it
-    exits; we reap it then.  Same interface as ProcessHandle."""
-
-    __slots__ = ("loop", "pid", "returncode", "on_exit", "_poll")
-
-    def __init__(self, loop, pid, pidfd):
-        self.loop = loop
-        self.pid = pid
-        self.returncode = None
-        self.on_exit = None
-        try:
-            poll = _PidfdPoll(loop, pidfd, self._on_ready)
-        except BaseException:
-            os.close(pidfd)
-            raise
-        poll.child = self
-        self._poll = poll
-        poll.start(READABLE)
-
-    def _on_ready(self, status, events):
-        try:
-            wpid, wstatus = os.waitpid(self.pid, os.WNOHANG)
-        except ChildProcessError:
-            # reaped behind our back (waitpid(-1) elsewhere in the process):
-            # asyncio's child watchers report 255 then
-            wpid, returncode = self.pid, 255
-        else:
-            if wpid == 0:
-                return  # not an exit after all
-            returncode = os.waitstatus_to_exitcode(wstatus)
-        self.returncode = returncode
-        self._poll.close()
-        callback, self.on_exit = self.on_exit, None
-        if callback is not None:
-            callback(returncode)
-
-    def reaped(self, returncode):
-        """As ProcessHandle.reaped: ChildProcess has reaped the child."""
-        if self.returncode is not None:
-            return
-        self.returncode = returncode
-        if self._poll is not None:
-            self._poll.close()
-        _report_later(self, returncode)
-
-    def kill(self, signum):
-        # Not reaped yet, so the pid is still this child's (maybe a zombie).
-        if self.returncode is not None:
-            return False
-        os.kill(self.pid, signum)
-        return True
-
-    def _loop_closing(self):
-        if self.returncode is None:
-            threading.Thread(target=_reap, args=(self.pid,), daemon=True,
-                             name="uvffi-reaper-%d" % self.pid).start()
 
 
 def _fast_spawn_child(loop, file_c, argv_c, env_c, cwd_c, stdio_fds,
@@ -242,45 +156,8 @@ def _fast_spawn_child(loop, file_c, argv_c, env_c, cwd_c, stdio_fds,
         # The kernel (or a seccomp filter) refuses pidfds: watch this child
         # with a thread and use uv_spawn from now on.
         FAST_SPAWN = False
-        return 0, _ThreadWatchedChild(loop, pid)
+        return 0, ThreadWatchedChild(loop, pid)
     return 0, PidfdChild(loop, pid, pidfd)
-
-
-class _ThreadWatchedChild(PidfdChild):
-    """Fallback for a child already spawned when pidfd_open failed."""
-
-    __slots__ = ()
-
-    def __init__(self, loop, pid):
-        self.loop = loop
-        self.pid = pid
-        self.returncode = None
-        self.on_exit = None
-        self._poll = None
-        threading.Thread(target=self._wait, daemon=True,
-                         name="uvffi-waitpid-%d" % pid).start()
-
-    def _wait(self):
-        try:
-            _, status = os.waitpid(self.pid, 0)
-            returncode = os.waitstatus_to_exitcode(status)
-        except ChildProcessError:
-            returncode = 255
-        try:
-            self.loop.call_soon_threadsafe(self._done, returncode)
-        except RuntimeError:
-            pass  # loop closed: the child is reaped all the same
-
-    def _done(self, returncode):
-        if self.returncode is not None:
-            return  # ChildProcess reaped it first (reaped())
-        self.returncode = returncode
-        callback, self.on_exit = self.on_exit, None
-        if callback is not None:
-            callback(returncode)
-
-    def _loop_closing(self):
-        pass
 
 
 class ChildPipe:
@@ -352,8 +229,10 @@ def _cstr_array(items, keep):
 
 
 def _check_kwargs(kwargs):
-    """Popen's own checks of the arguments we do not map one to one, and the
-    refusal of what libuv cannot honour.  Returns (uid, gid)."""
+    """Popen's own checks of the arguments we do not map one to one.
+    Returns (uid, gid, popen_only): popen_only when a POSIX child needs
+    what neither uv_spawn nor posix_spawn does (preexec_fn, umask,
+    supplementary groups), so that Popen must start it (popenspawn.py)."""
     for name in kwargs:
         if name not in _POPEN_PARAMS:
             raise TypeError("%s() got an unexpected keyword argument %r"
@@ -380,10 +259,10 @@ def _check_kwargs(kwargs):
             raise ValueError("startupinfo is only supported on Windows platforms")
         if get("creationflags", 0) != 0:
             raise ValueError("creationflags is only supported on Windows platforms")
-    if get("preexec_fn") is not None:
-        raise _unsupported("preexec_fn")
-    if get("umask", -1) >= 0:
-        raise _unsupported("umask")
+    # Popen ignores umask on Windows, as it does process_group and
+    # restore_signals there.
+    popen_only = not _WINDOWS and (get("preexec_fn") is not None
+                                   or get("umask", -1) >= 0)
 
     gid = uid = None
     group = get("group")
@@ -417,14 +296,17 @@ def _check_kwargs(kwargs):
             raise ValueError(f"User ID cannot be negative, got {uid}")
     extra_groups = get("extra_groups")
     if extra_groups is not None:
+        if _WINDOWS or not hasattr(os, "setgroups"):
+            raise ValueError("The 'extra_groups' parameter is not "
+                             "supported on the current platform")
         if isinstance(extra_groups, str):
             raise ValueError("Groups must be a list, not a string")
         # libuv calls setgroups(0, NULL) when it changes uid/gid: exactly
-        # extra_groups=[]; anything else it cannot do.
+        # extra_groups=[]; any other groups list is Popen's to set (it
+        # checks the items itself).
         if list(extra_groups) or (uid is None and gid is None):
-            raise _unsupported("extra_groups (libuv only clears the "
-                               "supplementary groups when user/group is set)")
-    return uid, gid
+            popen_only = True
+    return uid, gid, popen_only
 
 
 def _normalize_args(args, shell, executable):
@@ -519,7 +401,7 @@ def spawn(loop, args, shell, stdin, stdout, stderr, kwargs):
     """Start a child (posix_spawn + pidfd where possible, else uv_spawn);
     returns a ChildProcess (its ``_handle`` has no exit callback set yet).
     Raises what Popen raises."""
-    uid, gid = _check_kwargs(kwargs)
+    uid, gid, popen_only = _check_kwargs(kwargs)
     get = kwargs.get
     file, argv, verbatim = _normalize_args(args, shell, get("executable"))
     cwd = get("cwd")
@@ -573,6 +455,7 @@ def spawn(loop, args, shell, stdin, stdout, stderr, kwargs):
     child_ends = []    # closed in the parent once the child has them
     parent_ends = [None, None, None]
     fast_stdio = [-1, -1, -1]  # the same plan for posix_spawn
+    popen_stdio = [stdin, stdout, stderr]  # and for Popen (our pipes' fds)
     try:
         for index, spec in enumerate((stdin, stdout, stderr)):
             box = stdio[index]
@@ -589,6 +472,7 @@ def spawn(loop, args, shell, stdin, stdout, stderr, kwargs):
                 child_ends.append(child)
                 parent_ends[index] = ChildPipe(parent, mode)
                 _set_pipe_size(parent, pipesize)
+                popen_stdio[index] = child
                 box.flags = lib.UV_INHERIT_FD
                 box.data.fd = child
                 fast_stdio[index] = child
@@ -609,18 +493,19 @@ def spawn(loop, args, shell, stdin, stdout, stderr, kwargs):
                 fast_stdio[index] = -1 if fd == index else fd
 
         fast_file = None
-        if FAST_SPAWN and uid is None and gid is None:
+        if FAST_SPAWN and uid is None and gid is None and not popen_only:
             fast_file = _fast_spawn_file(file, env, fast_stdio)
         pgroup = get("process_group")
         pgroup = -1 if pgroup is None else int(pgroup)
         restore_signals = get("restore_signals", True)
-        if fast_file is None:
-            # uv_spawn: no setpgid in the child, and it resets every signal
-            # disposition (restore_signals=True and more)
-            if pgroup >= 0:
-                raise _unsupported("process_group")
-            if not restore_signals:
-                raise _unsupported("restore_signals=False")
+        if fast_file is None and not _WINDOWS and (pgroup >= 0 or not restore_signals):
+            # uv_spawn has no setpgid in the child, and it resets every
+            # signal disposition (restore_signals=True and more)
+            popen_only = True
+        if popen_only:
+            handle = spawn_with_popen(loop, args, shell, popen_stdio, kwargs,
+                                      _pidfd_open)
+            return ChildProcess(handle, args, *parent_ends)
         hidden = ()
         if close_fds and not _WINDOWS:
             # libuv closes nothing in the child: it relies on O_CLOEXEC,
