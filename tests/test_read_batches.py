@@ -346,3 +346,63 @@ def test_buffered_protocol_gets_every_byte_through_small_buffers(any_loop, kind,
             await server.wait_closed()
         assert got == payload
     any_loop.run_until_complete(main())
+
+
+def test_reads_reach_their_own_protocol_after_other_connections_came_and_went(any_loop):
+    # uvffi's batches name a stream by a small key that a closed stream
+    # gives back for the next one (streamhandle.Stream._init_done): data
+    # for a new connection must never reach the protocol of an old one
+    async def main():
+        log = []
+        server, protos, clients = await _server_pair(any_loop, 4, log)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            for rnd in range(5):
+                # close every other connection from the server side ...
+                for i in (0, 2):
+                    protos[i].transport.close()
+                    await asyncio.wait_for(protos[i].lost, 5)
+                    clients[i].close()
+                await asyncio.sleep(0.01)  # libuv's close callbacks run
+                # ... and connect new ones in their place
+                for i in (0, 2):
+                    n = len(protos)
+                    c = socket.create_connection(("127.0.0.1", port))
+                    c.setblocking(False)
+                    await _until(lambda: len(protos) > n)
+                    clients[i] = c
+                    protos[i] = protos[-1]
+                live = protos[:4]
+                before = [len(p.data) for p in live]
+                for i, c in enumerate(clients):
+                    c.sendall(bytes([97 + i]) * (50 + i))
+                await _until(lambda: all(len(p.data) == b + 50 + i for i, (p, b)
+                                         in enumerate(zip(live, before))))
+                for i, p in enumerate(live):
+                    assert bytes(p.data[before[i]:]) == bytes([97 + i]) * (50 + i)
+            assert [p.violations for p in protos] == [[]] * len(protos)
+        finally:
+            for c in clients:
+                c.close()
+            server.close()
+            await server.wait_closed()
+    any_loop.run_until_complete(main())
+
+
+def test_the_read_table_does_not_grow_with_connections_that_came_and_went(loop):
+    # a closed stream's key is reused: a long-running server's table stays
+    # as large as the most streams it had open at once
+    async def main():
+        server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        for _ in range(60):
+            tr, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+            tr.close()
+            await asyncio.sleep(0.005)
+        server.close()
+        await server.wait_closed()
+        await asyncio.sleep(0.01)
+    loop.run_until_complete(main())
+    streams = loop._read_streams
+    assert len(streams) <= 8
+    assert [s for s in streams if s is not None] == []

@@ -25,10 +25,13 @@ class UVHandle:
     def __init__(self, loop):
         loop._check_uv_open()
         self.loop = loop
-        self.ptr = ffi.new(self.CTYPE)
+        self.ptr = self._new_memory()
         self._self_ref = ffi.new_handle(self)
         self.ptr.data = self._self_ref
         self.closing = True  # until initialised: nothing for libuv to close
+
+    def _new_memory(self):
+        return ffi.new(self.CTYPE)
 
     def _init_done(self, rc):
         if rc < 0:

@@ -104,7 +104,7 @@ _LOOP_STATE = {
     "_uv_loop": None, "_uv_loop_mem": None, "_uv_owned": False,
     "_uv_nowait": None,
     "_reads_ref": None, "_read_view": None, "_read_mv": None,
-    "_read_numbers": None, "_read_streams": None,
+    "_read_numbers": None, "_read_streams": None, "_read_free_keys": None,
     "_uv_wakeup": None, "_uv_wakeup_ptr": None,
     "_uv_async": None, "_uv_async_lock": None, "_uv_async_ptr": None,
     "_selector": None,
@@ -180,7 +180,8 @@ class Loop(*_MIXINS, base_events.BaseEventLoop):
             self._read_view = ffi.buffer(read_mem)
             self._read_mv = memoryview(self._read_view)
             self._read_numbers = _batch_reader(events)
-            self._read_streams = {}  # handle->data as an int -> Stream
+            self._read_streams = []  # Stream by key (uvffi_stream_t), or None
+            self._read_free_keys = []  # keys of closed streams, for reuse
             self._uv_owned = True
         else:
             self._uv_loop_mem = None

@@ -76,7 +76,8 @@ class Stream(UVHandle):
     __slots__ = ("on_read", "on_write", "on_shutdown", "on_connect",
                  "on_connection", "protocol", "live", "on_data_failed",
                  "on_alloc", "on_filled", "on_self_read", "_reqs", "reading",
-                 "backlog", "_batched", "_key", "wfd", "mode", "_default_mode",
+                 "backlog", "_batched", "_key", "_box", "wfd", "mode",
+                 "_default_mode",
                  "in_alloc", "_reconcile", "_backlog_due", "_in_backlog",
                  "on_large_read")
 
@@ -94,8 +95,9 @@ class Stream(UVHandle):
         # then, and only the end of _deliver_backlog starts it again
         self._backlog_due = self._in_backlog = False
         self.wfd = -1  # see write_fd()
-        # batched reads find the stream by its handle->data (an int)
+        # batched reads find the stream by its key (_init_done)
         self._batched = loop._read_view is not None
+        self._key = -1
         self.mode = self._default_mode = _READ_BATCH if self._batched else _READ_PLAIN
         # Inside libuv's alloc callback (a direct read asking on_alloc for a
         # buffer) libuv must not be told to stop reading or to close: its
@@ -106,9 +108,28 @@ class Stream(UVHandle):
         # makes libuv's match (after_alloc).
         self.in_alloc = False
         self._reconcile = False
+
+    def _new_memory(self):
+        # the libuv handle with the stream's batch key after it
+        # (uvffi_stream_t); _box owns the memory, ptr is the handle's type
+        box = self._box = _new("uvffi_stream_t *")
+        return ffi.cast(self.CTYPE, box)
+
+    def _init_done(self, rc):
+        super()._init_done(rc)
         if self._batched:
-            self._key = int(ffi.cast("intptr_t", self._self_ref))
-            loop._read_streams[self._key] = self
+            # The key is the stream's index in loop._read_streams: a small
+            # int, reused once the handle has closed (_on_close), when no
+            # batch can hold it any more.
+            loop = self.loop
+            free = loop._read_free_keys
+            if free:
+                key = free.pop()
+                loop._read_streams[key] = self
+            else:
+                key = len(loop._read_streams)
+                loop._read_streams.append(self)
+            self._key = self._box.key = key
 
     def _relive(self):
         # the one place that decides whether reads take the fast path
@@ -287,8 +308,10 @@ class Stream(UVHandle):
         super().close()
 
     def _on_close(self):
-        if self._batched:
-            self.loop._read_streams.pop(self._key, None)
+        if self._key >= 0:
+            self.loop._read_streams[self._key] = None
+            self.loop._read_free_keys.append(self._key)
+            self._key = -1
         super()._on_close()
 
     def shutdown(self):

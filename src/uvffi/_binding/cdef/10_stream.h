@@ -8,6 +8,8 @@ typedef struct { void *data; uv_loop_t *loop; uv_handle_type type; size_t write_
 typedef struct { void *data; uv_loop_t *loop; size_t write_queue_size; ...; } uv_tcp_t;
 typedef struct { void *data; uv_loop_t *loop; size_t write_queue_size; int ipc; ...; } uv_pipe_t;
 typedef struct { void *data; uv_loop_t *loop; size_t write_queue_size; ...; } uv_tty_t;
+/* shim: a stream handle's memory, with its batch key (uvffi_shim.h) */
+typedef struct { int64_t key; ...; } uvffi_stream_t;
 
 typedef struct { void *data; uv_stream_t *handle; ...; } uv_write_t;
 typedef struct { void *data; uv_stream_t *handle; ...; } uv_connect_t;

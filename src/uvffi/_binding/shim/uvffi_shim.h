@@ -39,3 +39,14 @@ typedef struct {
     uv_check_t read_check; /* hands the batch to Python after the poll */
     uv_timer_t *wakeup;    /* the loop's poll-timeout timer (uvffi_core.c) */
 } uvffi_loop_t;
+
+/* The memory of a uvffi stream handle (streamhandle.py): the libuv handle,
+ * then the stream's key in its loop's batch table.  Batched reads record
+ * the key, a small int that Python indexes a list with, where handle->data
+ * (a pointer) would cost Python an int object per read and a dict lookup
+ * (uvffi__read_own_cb).  The handle stays the first member: the memory is
+ * handed to libuv as a uv_tcp_t / uv_pipe_t / uv_tty_t *. */
+typedef struct {
+    union { uv_tcp_t tcp; uv_pipe_t pipe; uv_tty_t tty; } handle;
+    int64_t key;
+} uvffi_stream_t;

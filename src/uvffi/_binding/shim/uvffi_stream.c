@@ -51,8 +51,9 @@ static void uvffi__read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b
 
 /* Loops that uvffi creates (a uvffi_loop_t, see uvffi_shim.h) batch their
  * streams' reads.  The poll phase reads every ready stream into successive
- * slices of the loop's read buffer and records (handle->data, end offset)
- * per read; a read starts where the one before it in the batch ended.
+ * slices of the loop's read buffer and records (the stream's key, end
+ * offset) per read (uvffi_stream_t, uvffi_shim.h); a read starts where the
+ * one before it in the batch ended.
  * After the poll phase a check handle hands the whole batch to Python in
  * one call, which slices the buffer into bytes for each protocol.  So a
  * read costs no C->Python callback of its own, no GIL round trip and no
@@ -99,7 +100,7 @@ static void uvffi__read_own_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_
     }
     ev = l->read_events + 2 * l->read_count++;
     l->read_used += (size_t)nread;
-    ev[0] = (int64_t)(intptr_t)stream->data;
+    ev[0] = ((uvffi_stream_t *)stream)->key;
     ev[1] = (int64_t)l->read_used;
     if (l->read_count == UVFFI_READ_EVENTS
             || UVFFI_BATCH_BUFFER_SIZE - l->read_used < UVFFI_READ_RESERVE)
