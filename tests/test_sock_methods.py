@@ -1,11 +1,13 @@
 """loop.sock_* coroutines: same results, exceptions and watcher cleanup as
 asyncio's SelectorEventLoop (any_loop runs each scenario on both)."""
 import asyncio
+import errno
 import io
 import os
 import socket
 import ssl
 import sys
+import time
 
 import pytest
 
@@ -116,6 +118,29 @@ def test_sock_recv_error_raises_connection_reset(any_loop, tcp_pair):
     with pytest.raises(ConnectionResetError):
         run(any_loop, main())
     assert no_watcher(any_loop, s)
+
+
+@pytest.mark.parametrize("n", [10, 256 * 1024])
+def test_sock_recv_reset_raises_connection_reset_for_any_n(any_loop, tcp_pair, n):
+    # a large n takes uvffi's own receive (on PyPy, into C memory): its
+    # errors are the socket module's
+    c, s = tcp_pair
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    c.close()
+    time.sleep(0.02)
+    with pytest.raises(ConnectionResetError) as info:
+        run(any_loop, any_loop.sock_recv(s, n))
+    assert info.value.errno == errno.ECONNRESET
+    assert no_watcher(any_loop, s)
+
+
+@pytest.mark.parametrize("n", [10, 256 * 1024])
+def test_sock_recv_on_a_closed_socket_raises_bad_file_descriptor(any_loop, tcp_pair, n):
+    c, s = tcp_pair
+    s.close()
+    with pytest.raises(OSError) as info:
+        run(any_loop, any_loop.sock_recv(s, n))
+    assert info.value.errno == errno.EBADF
 
 
 @pytest.mark.parametrize("n", [100 * 1024, 256 * 1024, 4 * 1024 * 1024])
