@@ -83,6 +83,13 @@ def _send_all(clients, payload):
         c.sendall(payload)
 
 
+async def _shut(server, clients):
+    for c in clients:
+        c.close()
+    server.close()
+    await server.wait_closed()
+
+
 async def _until(pred, timeout=5.0):
     deadline = asyncio.get_running_loop().time() + timeout
     while not pred():
@@ -115,10 +122,7 @@ def test_pausing_another_transport_mid_batch_holds_its_data(any_loop):
                 await _until(lambda: all(len(p.data) == b + 100 for p, b in zip(protos, before)))
             assert [p.violations for p in protos] == [[]] * 4
         finally:
-            for c in clients:
-                c.close()
-            server.close()
-            await server.wait_closed()
+            await _shut(server, clients)
     any_loop.run_until_complete(main())
 
 
@@ -143,10 +147,7 @@ def test_closing_another_transport_mid_batch_delivers_nothing_more(any_loop):
             assert [p.violations for p in protos] == [[]] * 4
             assert [bytes(p.data) for p in others] == [b""] * 3
         finally:
-            for c in clients:
-                c.close()
-            server.close()
-            await server.wait_closed()
+            await _shut(server, clients)
     any_loop.run_until_complete(main())
 
 
@@ -194,10 +195,7 @@ def test_a_failing_protocol_leaves_the_other_connections_alone(any_loop):
             assert [type(c.get("exception")) for c in errors] == [ZeroDivisionError]
             assert not protos[0].transport.is_closing()
         finally:
-            for c in clients:
-                c.close()
-            server.close()
-            await server.wait_closed()
+            await _shut(server, clients)
     any_loop.run_until_complete(main())
 
 
@@ -274,10 +272,7 @@ def test_large_reads_from_many_connections_arrive_whole_and_in_order(any_loop, s
                          timeout=20)
             assert [bytes(p.data) == d for p, d in zip(protos, payloads)] == [True] * len(protos)
         finally:
-            for c in clients:
-                c.close()
-            server.close()
-            await server.wait_closed()
+            await _shut(server, clients)
     any_loop.run_until_complete(main())
 
 
@@ -382,10 +377,7 @@ def test_reads_reach_their_own_protocol_after_other_connections_came_and_went(an
                     assert bytes(p.data[before[i]:]) == bytes([97 + i]) * (50 + i)
             assert [p.violations for p in protos] == [[]] * len(protos)
         finally:
-            for c in clients:
-                c.close()
-            server.close()
-            await server.wait_closed()
+            await _shut(server, clients)
     any_loop.run_until_complete(main())
 
 
