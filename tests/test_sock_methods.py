@@ -143,6 +143,24 @@ def test_sock_recv_on_a_closed_socket_raises_bad_file_descriptor(any_loop, tcp_p
     assert info.value.errno == errno.EBADF
 
 
+def test_sock_recv_with_a_large_n_on_a_socket_with_a_timeout_receives_as_asyncio(any_loop, tcp_pair):
+    # outside debug mode asyncio just calls sock.recv(n); uvffi's own
+    # receive of a large n (on PyPy into C memory) must not take over a
+    # socket that waits in recv(), nor trip over the buffer it left
+    c, s = tcp_pair
+    c.sendall(b"first")
+    time.sleep(0.02)
+    assert run(any_loop, any_loop.sock_recv(s, 256 * 1024)) == b"first"
+    s.settimeout(5)
+    c.sendall(b"second")
+    time.sleep(0.02)
+    assert run(any_loop, any_loop.sock_recv(s, 256 * 1024)) == b"second"
+    s.setblocking(False)
+    c.sendall(b"third")
+    time.sleep(0.02)
+    assert run(any_loop, any_loop.sock_recv(s, 256 * 1024)) == b"third"
+
+
 @pytest.mark.parametrize("n", [100 * 1024, 256 * 1024, 4 * 1024 * 1024])
 def test_sock_recv_with_a_large_n_gives_exactly_what_came(any_loop, tcp_pair, n):
     # (uvffi receives a large n through a buffer kept on the loop)

@@ -73,17 +73,17 @@ class SockMethodsMixin:
 
     def _recv_copy(self, sock, n):
         """sock.recv(n) through a buffer kept on the loop (see _SCRATCH_FROM)."""
-        if _C_SCRATCH and sock.gettimeout() == 0:
-            return self._recv_copy_c(sock, n)
         view = self._recv_scratch
         if view is None or len(view) < n:
             view = self._recv_scratch = memoryview(bytearray(n))
         return bytes(view[:sock.recv_into(view, n)])
 
     def _recv_copy_c(self, sock, n):
-        # PyPy: the loop's buffer is C memory (see _C_SCRATCH).  Only for a
-        # non-blocking socket: one with a timeout must wait in recv() as
-        # asyncio's sock.recv() does, which a plain recv(2) does not.
+        """_recv_copy on PyPy: the loop's buffer is C memory (_C_SCRATCH)."""
+        if sock.gettimeout() != 0:
+            # a socket with a timeout must wait in recv() as it does on
+            # asyncio's loop, which a plain recv(2) does not
+            return sock.recv(n)
         buf = self._recv_scratch
         if buf is None or len(buf) < n:
             buf = self._recv_scratch = ffi.new("char[]", n)
@@ -92,6 +92,9 @@ class SockMethodsMixin:
             return _unpack(buf, got)
         # OSError picks BlockingIOError & co. from the errno, as socket does
         raise OSError(-got, os.strerror(-got))
+
+    if _C_SCRATCH:
+        _recv_copy = _recv_copy_c
 
     async def sock_recv_into(self, sock, buf):
         """Receive into *buf*; return the number of bytes written."""

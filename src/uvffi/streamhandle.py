@@ -76,8 +76,7 @@ class Stream(UVHandle):
     __slots__ = ("on_read", "on_write", "on_shutdown", "on_connect",
                  "on_connection", "protocol", "live", "on_data_failed",
                  "on_alloc", "on_filled", "on_self_read", "_reqs", "reading",
-                 "backlog", "_batched", "_key", "_box", "wfd", "mode",
-                 "_default_mode",
+                 "backlog", "_key", "_box", "wfd", "mode", "_default_mode",
                  "in_alloc", "_reconcile", "_backlog_due", "_in_backlog",
                  "on_large_read")
 
@@ -96,9 +95,9 @@ class Stream(UVHandle):
         self._backlog_due = self._in_backlog = False
         self.wfd = -1  # see write_fd()
         # batched reads find the stream by its key (_init_done)
-        self._batched = loop._read_view is not None
         self._key = -1
-        self.mode = self._default_mode = _READ_BATCH if self._batched else _READ_PLAIN
+        self.mode = self._default_mode = (
+            _READ_BATCH if loop._read_view is not None else _READ_PLAIN)
         # Inside libuv's alloc callback (a direct read asking on_alloc for a
         # buffer) libuv must not be told to stop reading or to close: its
         # uv__read goes on to read into the buffer and to call read_cb,
@@ -117,7 +116,7 @@ class Stream(UVHandle):
 
     def _init_done(self, rc):
         super()._init_done(rc)
-        if self._batched:
+        if self._default_mode == _READ_BATCH:
             # The key is the stream's index in loop._read_streams: a small
             # int, reused once the handle has closed (_on_close), when no
             # batch can hold it any more.
