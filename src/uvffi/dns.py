@@ -13,6 +13,12 @@ asyncio's ``_ipaddr_info`` shortcut does, but with the full, identical
 result list), and makes argument errors exactly those of this
 interpreter's socket module (CPython and PyPy word them differently).
 
+libuv converts the host name before the C resolver sees it (IDNA for
+non-ASCII bytes, and a 256-byte buffer: older libuv truncated there, which
+turned a long name into a different one, newer ones refuse it with EINVAL).
+The socket module hands the bytes over untouched, so such names are looked
+up by ``socket.getaddrinfo`` in the default executor, as asyncio does.
+
 A request stays referenced (``loop._uv_requests``) until libuv's callback:
 libuv writes into the request until then, even when we gave up on it.
 """
@@ -89,6 +95,21 @@ def _c_string_empty(host):
         return not _encode_host(host).split(b"\0", 1)[0]
     except (TypeError, UnicodeError):
         return False
+
+
+# The longest name (without its NUL) that libuv's host buffer holds.
+_UV_MAX_HOST = 255
+
+
+def _libuv_keeps_host(node):
+    """Whether libuv passes *node* (encoded host, or None) to the C resolver
+    unchanged: ASCII (libuv would IDNA-encode other bytes, or refuse bytes
+    that are not UTF-8) and short enough for its buffer.  The C resolver
+    sees the name up to its first NUL, as with the socket module."""
+    if node is None:
+        return True
+    name = node.split(b"\0", 1)[0]
+    return len(name) <= _UV_MAX_HOST and name.isascii()
 
 
 def _numeric_probe(host, port, family, type, proto, flags):
@@ -251,7 +272,11 @@ def _getnameinfo_sockaddr(sockaddr, flags):
     if family == socket.AF_INET:
         rc = lib.uvffi_sockaddr_in(out, addr[0].encode("ascii"), addr[1])
     else:
-        rc = lib.uvffi_sockaddr_in6(out, addr[0].encode("ascii"), addr[1],
+        # the scope is the tuple's (as CPython sets it); PyPy's socket
+        # module leaves a textual "%scope" in the address, which libuv's
+        # parser would take instead
+        ip = addr[0].split("%", 1)[0]
+        rc = lib.uvffi_sockaddr_in6(out, ip.encode("ascii"), addr[1],
                                     flowinfo, scope_id)
     if rc < 0:
         raise gaierror_from_uv(rc)
@@ -301,6 +326,10 @@ class DnsMixin:
             return infos
         # arguments the socket module accepted; convert them as it does
         node = _encode_host(host)
+        if not _libuv_keeps_host(node):
+            return await self.run_in_executor(
+                None, socket.getaddrinfo, host, port, family, type, proto,
+                flags)
         service = _encode_port(port)
         hints = ffi.new("struct addrinfo *")
         hints.ai_family = _as_c_int(operator.index(family))

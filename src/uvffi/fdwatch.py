@@ -375,6 +375,17 @@ class FdWatchMixin:
         p.close()
         return True
 
+    def _fdwatch_forget(self, fd, idle_only):
+        """The file behind *fd* is about to be closed (a socket that a
+        sock_* call kept open): close its poll first, while the number
+        still names that file, so that no watch outlives it and the number
+        can be reused at once.  With *idle_only*, a poll that still has a
+        reader or writer is left alone."""
+        watches = self._fd_watches
+        p = watches.get(fd) if watches else None
+        if p is not None and (p.idle or not idle_only):
+            self._fdwatch_evict_stale(fd)
+
     def _fdwatch_flush_idle(self):
         """Close the idle polls (see the module docstring)."""
         idle = self._fd_idle

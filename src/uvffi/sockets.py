@@ -8,7 +8,15 @@ newer call for the same fd already replaced it: then its handle is
 cancelled and the removal is skipped, exactly as in selector_events).
 
 Behaviour (exceptions, messages, what is checked in debug mode only) is
-CPython's ``selector_events``/``unix_events``.
+CPython's ``selector_events``/``unix_events``, with one deliberate
+difference: while a call waits on a socket, the loop holds a reference to
+the socket's fd (``socket._io_refs``, what ``makefile()`` objects hold), so
+``sock.close()`` meanwhile only marks the socket closed and the fd is closed
+when the call finishes (result, error or cancellation) or the loop closes.
+On asyncio's loop the fd closes at once and the call waits forever: epoll
+forgets a closed fd, and the number may be reused by another file while
+the watch is still on it, which libuv cannot tolerate (see fdwatch.py).
+uvloop holds the fd in the same way.
 """
 import errno
 import functools
@@ -40,6 +48,12 @@ _sock_recv_c = lib.uvffi_sock_recv
 _unpack = ffi.unpack
 
 
+def _accept(sock):
+    conn, address = sock.accept()
+    conn.setblocking(False)
+    return conn, address
+
+
 def _check_sock(loop, sock):
     _check_ssl_socket(sock)
     # asyncio only checks this in debug mode; so do we (a blocking socket
@@ -51,7 +65,9 @@ def _check_sock(loop, sock):
 class SockMethodsMixin:
     """sock_recv & co."""
 
-    _LOOP_STATE = {"_recv_scratch": None}  # the loop's slot (loop.py)
+    # the loop's slots (loop.py); _sock_held: future -> the socket whose fd
+    # it keeps open while it waits (see the module docstring)
+    _LOOP_STATE = {"_recv_scratch": None, "_sock_held": None}
 
     # -- receiving ----------------------------------------------------------------
 
@@ -151,6 +167,7 @@ class SockMethodsMixin:
         # [n]: the progress, shared with the retries
         handle = self._add_writer(fd, self._sock_sendall_ready, fut, sock,
                                   memoryview(data), [n])
+        self._sock_hold(fut, sock)
         fut.add_done_callback(
             functools.partial(self._sock_write_done, fd, handle=handle))
         return await fut
@@ -186,6 +203,7 @@ class SockMethodsMixin:
         else:
             handle = self._add_writer(fd, self._sock_retry, fut, sock, op, args)
             done = self._sock_write_done
+        self._sock_hold(fut, sock)
         fut.add_done_callback(functools.partial(done, fd, handle=handle))
         return await fut
 
@@ -213,10 +231,55 @@ class SockMethodsMixin:
         # handle cancelled: a newer reader for this fd replaced ours
         if handle is None or not handle.cancelled():
             self.remove_reader(fd)
+        if self._sock_held:
+            self._sock_release(fut, fd)
 
     def _sock_write_done(self, fd, fut, handle=None):
         if handle is None or not handle.cancelled():
             self.remove_writer(fd)
+        if self._sock_held:
+            self._sock_release(fut, fd)
+
+    # -- the fd stays open while a call waits on it -------------------------------
+
+    def _sock_hold(self, fut, sock):
+        """Keep *sock*'s fd open until *fut* is done: a ``sock.close()``
+        meanwhile is deferred, as for a socket with a makefile() open."""
+        if not isinstance(sock, socket.socket):
+            return  # no _io_refs to hold
+        held = self._sock_held
+        if held is None:
+            held = self._sock_held = {}
+        sock._io_refs += 1
+        held[fut] = sock
+
+    def _sock_release(self, fut, fd):
+        """*fut* is done: give its hold back, closing the socket if it was
+        closed meanwhile and this was its last hold."""
+        sock = self._sock_held.pop(fut, None)
+        if sock is None:
+            return
+        if not sock._closed:
+            sock._io_refs -= 1
+            return
+        if sock._io_refs <= 1:
+            # the fd is about to be closed: its watch goes first, while the
+            # number still names this socket
+            self._fdwatch_forget(fd, idle_only=True)
+        sock._decref_socketios()
+
+    def close(self):
+        try:
+            super().close()
+        finally:
+            # the waiting calls never finish now (their futures stay
+            # pending, as on asyncio's loop): close what they kept open
+            held = self._sock_held
+            self._sock_held = None
+            for sock in (held.values() if held else ()):
+                if sock._closed and sock._io_refs <= 1 and sock.fileno() >= 0:
+                    self._fdwatch_forget(sock.fileno(), idle_only=False)
+                sock._decref_socketios()
 
     # -- connect / accept -------------------------------------------------------
 
@@ -246,6 +309,7 @@ class SockMethodsMixin:
             self._ensure_fd_no_transport(fd)
             handle = self._add_writer(fd, self._sock_connect_cb, fut, sock,
                                       address)
+            self._sock_hold(fut, sock)
             fut.add_done_callback(
                 functools.partial(self._sock_write_done, fd, handle=handle))
         except (SystemExit, KeyboardInterrupt):
@@ -278,28 +342,11 @@ class SockMethodsMixin:
     async def sock_accept(self, sock):
         """Accept a connection: (conn, address), conn non-blocking."""
         _check_sock(self, sock)
-        fut = self.create_future()
-        self._sock_accept(fut, sock)
-        return await fut
-
-    def _sock_accept(self, fut, sock):
-        fd = sock.fileno()
         try:
-            conn, address = sock.accept()
-            conn.setblocking(False)
+            return _accept(sock)
         except _RETRY:
-            # the same method is the reader: it re-registers itself with a
-            # fresh Handle, which cancels the previous one
-            self._ensure_fd_no_transport(fd)
-            handle = self._add_reader(fd, self._sock_accept, fut, sock)
-            fut.add_done_callback(
-                functools.partial(self._sock_read_done, fd, handle=handle))
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            fut.set_exception(exc)
-        else:
-            fut.set_result((conn, address))
+            pass
+        return await self._sock_wait(True, sock, _accept, ())
 
     # -- sendfile: os.sendfile when the OS and the file allow it ------------------
 
@@ -380,12 +427,20 @@ class SockMethodsMixin:
                 functools.partial(self._sock_sendfile_cancelled, sock))
         self.add_writer(fd, self._sock_sendfile_step, fut, fd, sock, fileno,
                         offset, count, blocksize, total_sent)
+        if registered_fd is None:
+            self._sock_hold(fut, sock)
+            fut.add_done_callback(
+                functools.partial(self._sock_sendfile_release, fd))
 
     def _sock_sendfile_cancelled(self, sock, fut):
         if fut.cancelled():
             fd = sock.fileno()
             if fd != -1:
                 self.remove_writer(fd)
+
+    def _sock_sendfile_release(self, fd, fut):
+        if self._sock_held:
+            self._sock_release(fut, fd)
 
     @staticmethod
     def _sock_sendfile_seek(fileno, offset, total_sent):
