@@ -11,6 +11,11 @@ the socket are dispatched to ``add_signal_handler`` callbacks.
 
 libuv's ``uv_signal_t`` is not used for this on purpose: it would install
 its own C handler and fight Python's over the same signals (GUIDE §3.3).
+SIGCHLD is the exception: libuv already owns it (its handler reaps the
+children ``uv_spawn`` started, for every loop of the process), so a
+user's SIGCHLD handler is one more libuv watcher of it (``SignalWatch``)
+instead of Python's handler, which would replace libuv's and silence those
+exit reports.
 """
 import errno
 import signal
@@ -22,6 +27,12 @@ from asyncio import coroutines, events
 from asyncio.log import logger
 
 from . import poll as _poll
+from ._uv import ffi, lib
+from ._callbacks import def_extern, report
+from .errors import exception_from_uv
+from .handles import UVHandle
+
+_SIGCHLD = getattr(signal, "SIGCHLD", None)
 
 
 def _in_main_thread():
@@ -85,6 +96,34 @@ class SignalWakeup:
         self.wsock.close()
 
 
+class SignalWatch(UVHandle):
+    """A ``uv_signal_t``: libuv's handler of *signum* tells this loop of
+    each delivery (its callback gets the signal number).  Unreferenced: a
+    handler does not keep ``uv_run`` alive, as with asyncio's loop."""
+
+    __slots__ = ("callback",)
+    CTYPE = "uv_signal_t *"
+
+    def __init__(self, loop, signum, callback):
+        super().__init__(loop)
+        self.callback = callback
+        self._init_done(lib.uv_signal_init(loop._uv_loop, self.ptr))
+        rc = lib.uv_signal_start(self.ptr, lib._uvffi_signal_cb, signum)
+        if rc < 0:
+            self.close()
+            raise exception_from_uv(rc)
+        self.ref(False)
+
+
+@def_extern("_uvffi_signal_cb")
+def _signal_cb(handle, signum):
+    obj = ffi.from_handle(handle.data)
+    try:
+        obj.callback(signum)
+    except Exception as exc:
+        report(obj.loop, exc)
+
+
 def _sighandler_noop(signum, frame):
     """Python-level handler of a signal given to add_signal_handler: the
     C-level handler has already written the number to the wake-up fd, which
@@ -99,6 +138,7 @@ class SignalMixin:
         "_signal_wakeup": None,
         "_signal_handlers": None,     # signum -> asyncio.Handle
         "_signal_wakeup_held": False,  # one install() on behalf of the handlers
+        "_sigchld_watch": None,  # SignalWatch of a user's SIGCHLD handler
     }
 
     def _signals_enter_run(self):
@@ -142,6 +182,9 @@ class SignalMixin:
         if handlers is None:
             handlers = self._signal_handlers = {}
         handlers[sig] = handle
+        if sig == _SIGCHLD:
+            self._sigchld_watch_start()
+            return
         try:
             signal.signal(sig, _sighandler_noop)
             # SA_RESTART: fewer EINTRs in code that does not expect them
@@ -166,6 +209,13 @@ class SignalMixin:
         if not handlers or sig not in handlers:
             return False
         del handlers[sig]
+        if sig == _SIGCHLD:
+            # libuv restores SIG_DFL when its last SIGCHLD watcher goes,
+            # and keeps its handler while a loop still watches children
+            self._sigchld_watch_stop()
+            if not handlers:
+                self._signals_release_wakeup()
+            return True
         handler = (signal.default_int_handler if sig == signal.SIGINT
                    else signal.SIG_DFL)
         try:
@@ -206,8 +256,25 @@ class SignalMixin:
                 except (ValueError, OSError) as exc:
                     logger.info("set_wakeup_fd(-1) failed: %s", exc)
 
+    def _sigchld_watch_start(self):
+        if self._sigchld_watch is None:
+            try:
+                self._sigchld_watch = SignalWatch(self, _SIGCHLD,
+                                                  self._dispatch_signal)
+            except BaseException:
+                del self._signal_handlers[_SIGCHLD]
+                if not self._signal_handlers:
+                    self._signals_release_wakeup()
+                raise
+
+    def _sigchld_watch_stop(self):
+        watch, self._sigchld_watch = self._sigchld_watch, None
+        if watch is not None:
+            watch.close()
+
     def _dispatch_signal(self, signum):
-        """A signal number arrived on the wake-up socket (loop thread)."""
+        """A signal number arrived on the wake-up socket, or from libuv
+        for SIGCHLD (loop thread)."""
         handlers = self._signal_handlers
         if not handlers or not signum:
             return
@@ -244,6 +311,7 @@ class SignalMixin:
                             "exception": exc})
                 if not self._signal_handlers:
                     self._signals_release_wakeup()
+        self._sigchld_watch_stop()
         self._signal_wakeup_held = False
         if self._signal_wakeup is not None:
             self._signal_wakeup.close()
