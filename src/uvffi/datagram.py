@@ -15,13 +15,14 @@ protocol callbacks.  An engine subclass moves the datagrams:
   and calls the socket's own ``recvfrom``/``sendto``, as asyncio does.
 """
 import collections
+import contextvars
 import logging
 import sys
 import warnings
 
-from asyncio import constants, futures, selector_events, transports, trsock
+from asyncio import constants, futures, selector_events, transports
 
-from .transportbase import ClosingMixin, ReadingMixin
+from .transportbase import ClosingMixin, ReadingMixin, TransportSocket
 from .poll import Poll, READABLE, WRITABLE
 
 logger = logging.getLogger("asyncio")
@@ -55,7 +56,12 @@ class DatagramTransportBase(ReadingMixin, ClosingMixin, transports._FlowControlM
     def __init__(self, loop, sock, protocol, address=None, waiter=None,
                  extra=None):
         super().__init__(extra, loop)
-        self._extra["socket"] = trsock.TransportSocket(sock)
+        # Every protocol callback runs in the context current now, the
+        # endpoint's creation (as uvloop does; asyncio: the context of
+        # whatever scheduled or triggered each callback), connection_lost
+        # after a close() from elsewhere included (ClosingMixin).
+        self._context = contextvars.copy_context()
+        self._extra["socket"] = TransportSocket(sock)
         try:
             self._extra["sockname"] = sock.getsockname()
         except OSError:
@@ -67,8 +73,11 @@ class DatagramTransportBase(ReadingMixin, ClosingMixin, transports._FlowControlM
                 self._extra["peername"] = None
         self._sock_fd = sock.fileno()
         self._address = address
-        # asyncio sends with send() (no address) when the socket has a peer
-        self._connected = bool(self._extra["peername"])
+        # A socket with a peer sends with send() (no address), as asyncio
+        # does; an unnamed AF_UNIX peer (socketpair) is '' there, which
+        # asyncio takes for "no peer" (sendto(data) then fails with a
+        # TypeError): it is a peer all the same.
+        self._connected = self._extra["peername"] is not None
         self._protocol_connected = False
         self.set_protocol(protocol)
         self._buffer_size = 0
@@ -86,9 +95,10 @@ class DatagramTransportBase(ReadingMixin, ClosingMixin, transports._FlowControlM
         self._sock = sock
         loop._transports[self._sock_fd] = self
 
-        loop.call_soon(self._protocol.connection_made, self)
+        context = self._context
+        loop.call_soon(self._protocol.connection_made, self, context=context)
         # start reading only once connection_made() has run
-        loop.call_soon(self._start_reading)
+        loop.call_soon(self._start_reading, context=context)
         if waiter is not None:
             loop.call_soon(futures._set_result_unless_cancelled, waiter, None)
 
@@ -126,12 +136,24 @@ class DatagramTransportBase(ReadingMixin, ClosingMixin, transports._FlowControlM
         })
 
     def _deliver(self, data, addr):
+        """A datagram read in a libuv callback (outside the protocol's
+        context): to the protocol, in its context."""
         loop = self._loop
         if loop is not None and loop._uv_defer_io:
             # behind the callbacks queued before this poll, as on asyncio's
             # loop (see _on_reads in streamhandle.py)
-            loop.call_soon(self._if_open, self._deliver, data, addr)
+            loop.call_soon(self._if_open, self._datagram_received, data, addr,
+                           context=self._context)
             return
+        try:
+            self._context.run(self._protocol.datagram_received, data, addr)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._callback_failed(exc, "protocol.datagram_received()")
+
+    def _datagram_received(self, data, addr):
+        # a deferred delivery, already in the protocol's context
         try:
             self._protocol.datagram_received(data, addr)
         except (SystemExit, KeyboardInterrupt):
@@ -148,8 +170,15 @@ class DatagramTransportBase(ReadingMixin, ClosingMixin, transports._FlowControlM
         loop = self._loop
         if loop is not None and loop._uv_defer_io:
             # in order with the datagrams deferred before it (_deliver)
-            loop.call_soon(self._if_open, self._error_received, exc)
+            loop.call_soon(self._if_open, self._error_received_now, exc,
+                           context=self._context)
             return
+        # In a copy of the protocol's context: a failing sendto() reports
+        # here too, maybe from inside a protocol callback, where the
+        # context itself is entered already.
+        self._context.copy().run(self._error_received_now, exc)
+
+    def _error_received_now(self, exc):
         try:
             self._protocol.error_received(exc)
         except (SystemExit, KeyboardInterrupt):
@@ -178,6 +207,19 @@ class DatagramTransportBase(ReadingMixin, ClosingMixin, transports._FlowControlM
 
     def get_write_buffer_size(self):
         return self._buffer_size
+
+    # pause_writing()/resume_writing() in the protocol's context too; in a
+    # copy of it, since sendto() may be called from inside a protocol
+    # callback, where that context is entered already
+    def _maybe_pause_protocol(self):
+        if (not self._protocol_paused
+                and self.get_write_buffer_size() > self._high_water):
+            self._context.copy().run(super()._maybe_pause_protocol)
+
+    def _maybe_resume_protocol(self):
+        if (self._protocol_paused
+                and self.get_write_buffer_size() <= self._low_water):
+            self._context.copy().run(super()._maybe_resume_protocol)
 
     def sendto(self, data, addr=None):
         if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -214,7 +256,8 @@ class DatagramTransportBase(ReadingMixin, ClosingMixin, transports._FlowControlM
             self._conn_lost += 1
             loop, protocol = self._loop, self._protocol
             try:
-                self._call_connection_lost(None)
+                # (from a libuv callback: outside the protocol's context)
+                self._context.run(self._call_connection_lost, None)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:

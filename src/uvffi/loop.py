@@ -9,6 +9,7 @@ is libuv's: the poll step (``driver.py``), the threadsafe wake-up
 (``uv_async_t``), and the I/O primitives in the mixin modules, one per
 concern.
 """
+import contextvars
 import functools
 import os
 import sys
@@ -151,6 +152,7 @@ class Loop(*_MIXINS, base_events.BaseEventLoop):
         _warm_up_glibc_heap()
         self._pid = os.getpid()
         self._fatal = None
+        self._io_context = contextvars.Context()
         self._uv_handles = set()
         self._uv_requests = set()
         # fd -> transport, as asyncio's selector loop keeps it: add_reader
@@ -240,7 +242,7 @@ class Loop(*_MIXINS, base_events.BaseEventLoop):
             if self._uv_owned:
                 # handles other C extensions put on our loop
                 lib.uvffi_close_all(ptr)
-                lib.uv_run(ptr, lib.UV_RUN_DEFAULT)
+                contextvars.Context().run(lib.uv_run, ptr, lib.UV_RUN_DEFAULT)
                 rc = lib.uv_loop_close(ptr)
                 if rc < 0:
                     _leaked_loops.append((self._uv_loop_mem, self._uv_handles,
@@ -273,7 +275,12 @@ class Loop(*_MIXINS, base_events.BaseEventLoop):
         installed = self._signals_enter_run()
         self._uv_in_run = True
         try:
-            super().run_forever()
+            # libuv's callbacks run in an empty context of the loop's own
+            # (streamhandle.py: Stream.plain), entered once here rather than
+            # around every poll
+            self._io_context = contextvars.Context()
+            self._io_dirty = False
+            self._io_context.run(super().run_forever)
         finally:
             self._uv_in_run = False
             self._signals_leave_run(installed)

@@ -23,9 +23,9 @@ import os
 import stat
 import sys
 import warnings
-from asyncio import constants, futures, transports
+from asyncio import constants, transports
 
-from .transportbase import ReadingMixin, report_fatal
+from .transportbase import ReadingMixin, StreamContextMixin, report_fatal
 from ._uv import lib
 from .errors import exception_from_uv
 from .poll import Poll, READABLE
@@ -117,7 +117,8 @@ class _PipeMixin:
             self._release_pipe()
 
 
-class ReadPipeTransport(ReadingMixin, _PipeMixin, transports.ReadTransport):
+class ReadPipeTransport(StreamContextMixin, ReadingMixin, _PipeMixin,
+                        transports.ReadTransport):
     """asyncio's read pipe transport over a libuv pipe (or tty) handle."""
 
     max_size = 256 * 1024  # what libuv reads at once (the shim's buffer)
@@ -141,12 +142,9 @@ class ReadPipeTransport(ReadingMixin, _PipeMixin, transports.ReadTransport):
             self._pipe = None  # not ours: the caller keeps its pipe open
             raise
         self._stream.on_read = self._on_read
+        self._take_context(self._stream)
 
-        loop.call_soon(protocol.connection_made, self)
-        # only start reading when connection_made() has been called
-        loop.call_soon(self._start_reading)
-        if waiter is not None:
-            loop.call_soon(futures._set_result_unless_cancelled, waiter, None)
+        self._schedule_start(loop, waiter)
 
     def __repr__(self):
         info = self._repr_info()
@@ -203,8 +201,10 @@ class ReadPipeTransport(ReadingMixin, _PipeMixin, transports.ReadTransport):
                 logger.info("%r was closed by peer", self)
             self._closing = True
             self._stop_reading()
-            self._loop.call_soon(self._protocol.eof_received)
-            self._loop.call_soon(self._call_connection_lost, None)
+            context = self._context
+            self._loop.call_soon(self._protocol.eof_received, context=context)
+            self._loop.call_soon(self._call_connection_lost, None,
+                                 context=context)
         elif nread < 0:
             self._fatal_error(exception_from_uv(nread),
                               "Fatal read error on pipe transport")
@@ -235,7 +235,8 @@ class ReadPipeTransport(ReadingMixin, _PipeMixin, transports.ReadTransport):
             self._protocol = None
             self._loop = None
             return
-        self._loop.call_soon(self._call_connection_lost, exc)
+        self._loop.call_soon(self._call_connection_lost, exc,
+                             context=self._context)
 
     def _call_connection_lost(self, exc):
         if self._loop is None:
@@ -273,6 +274,15 @@ class WritePipeTransport(_PipeMixin, StreamTransport):
     with the pipe transport's closing rules."""
 
     _eof_watch = None
+    # A write-only transport, as asyncio's _UnixWritePipeTransport: its
+    # reading methods are ReadTransport's NotImplementedError stubs (which
+    # asyncio's inherits through Transport), not StreamTransport's; and
+    # neither start_tls (TypeError) nor sendfile (RuntimeError) take it.
+    is_reading = transports.ReadTransport.is_reading
+    pause_reading = transports.ReadTransport.pause_reading
+    resume_reading = transports.ReadTransport.resume_reading
+    _start_tls_compatible = False
+    _sendfile_compatible = constants._SendfileMode.UNSUPPORTED
 
     def __init__(self, loop, pipe, protocol, waiter=None, extra=None):
         self._fileno = pipe.fileno()
@@ -396,7 +406,8 @@ class WritePipeTransport(_PipeMixin, StreamTransport):
                 # let go of the pipe quietly, as asyncio's transport does
                 self._release(None)
                 return
-            self._loop.call_soon(self._call_connection_lost, None)
+            self._loop.call_soon(self._call_connection_lost, None,
+                                 context=self._context)
         # else: StreamTransport's write callback calls connection_lost(None)
         # once the buffer is flushed
 
@@ -428,7 +439,8 @@ class WritePipeTransport(_PipeMixin, StreamTransport):
         self._buffer.clear()
         self._buffer_size = 0
         self._stop_watch()
-        self._loop.call_soon(self._call_connection_lost, exc)
+        self._loop.call_soon(self._call_connection_lost, exc,
+                             context=self._context)
 
     def _call_connection_lost(self, exc):
         if self._loop is None:

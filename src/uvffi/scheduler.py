@@ -76,6 +76,9 @@ def _debug_timer_handle(when, callback, args, loop, context):
     """A TimerHandle with asyncio's full (debug-mode) initialisation."""
     timer = TimerHandle.__new__(TimerHandle)
     events.TimerHandle.__init__(timer, when, callback, args, loop, context)
+    if timer._source_traceback:
+        # this helper's frame: call_at then drops its own, as asyncio's does
+        del timer._source_traceback[-1]
     return timer
 
 
@@ -159,6 +162,13 @@ class SchedulerMixin:
         # in guest mode, from our prepare step to our check step.
         "_uv_defer_io": False,
         "_uv_ready_append": None,
+        # The empty contextvars context that libuv's callbacks on a loop
+        # uvffi created run in (streamhandle.py: Stream.plain): the one
+        # run_forever entered, or, once a protocol set a variable in that
+        # one (_io_dirty, streamhandle.io_polluted), a fresh one entered
+        # around each poll.
+        "_io_context": None,
+        "_io_dirty": False,
     }
 
     def __init__(self):
@@ -185,7 +195,11 @@ class SchedulerMixin:
     def call_soon(self, callback, *args, context=None):
         if self._debug or self._closed:
             # full checks, and the closed-loop RuntimeError, from CPython
-            return super().call_soon(callback, *args, context=context)
+            handle = super().call_soon(callback, *args, context=context)
+            if handle._source_traceback:
+                # this frame: the traceback ends in call_soon's caller
+                del handle._source_traceback[-1]
+            return handle
         # Handle.__init__, inlined: creating the handle through its class
         # would enter the interpreter again for __init__ (a C->Python call,
         # also when call_soon itself is called from C, by a Future or Task)
@@ -296,7 +310,10 @@ class SchedulerMixin:
         try:
             if timeout == 0 and self._uv_nowait is not None:
                 # UVSelector.select(0), inlined: one frame less per iteration
-                _run_nowait(self._uv_nowait)
+                if self._io_dirty:  # see streamhandle.io_polluted
+                    self._io_context.run(_run_nowait, self._uv_nowait)
+                else:
+                    _run_nowait(self._uv_nowait)
                 if self._fatal is not None:
                     exc, self._fatal = self._fatal, None
                     raise exc

@@ -19,12 +19,14 @@ Task per connection, which costs a Task, a Future and two loop iterations
 and buys nothing for plain connections.  TLS connections still use a task,
 to await the handshake and close the transport on failure as asyncio does.
 """
+import contextvars
 import errno
 import logging
 import os
-from asyncio import constants, trsock
+from asyncio import constants
 
 from . import poll as _poll
+from .transportbase import TransportSocket
 from .socktransport import (SocketTransport, SocketTransportMixin,
                             new_ssl_protocol, stream_for_family,
                             _SSL_SHUTDOWN_TIMEOUT)
@@ -44,7 +46,7 @@ class _Listener:
 
     __slots__ = ("loop", "sock", "family", "poll", "protocol_factory",
                  "sslcontext", "server", "backlog", "ssl_handshake_timeout",
-                 "ssl_shutdown_timeout", "retry")
+                 "ssl_shutdown_timeout", "retry", "context")
 
     def __init__(self, loop, protocol_factory, sock, sslcontext, server,
                  backlog, ssl_handshake_timeout, ssl_shutdown_timeout):
@@ -59,6 +61,10 @@ class _Listener:
         self.ssl_shutdown_timeout = ssl_shutdown_timeout
         self.poll = None
         self.retry = None
+        # Accepting runs in the context current when serving started, as
+        # asyncio's accept callback does: the protocol factory sees it, and
+        # each connection's transport takes a copy of it.
+        self.context = contextvars.copy_context()
 
     def start(self):
         p = _poll.Poll(self.loop, self.sock.fileno(), self._on_readable)
@@ -89,13 +95,16 @@ class _Listener:
     def _on_readable(self, status, events):
         # libuv callback; status < 0 is a poll error on the listening
         # socket: accept() will tell what it is.
+        self.context.run(self._accept_reporting)
+
+    def _accept_reporting(self):
         try:
             self._accept_some()
         except Exception as exc:
             self.loop.call_exception_handler({
                 "message": "Error accepting a connection",
                 "exception": exc,
-                "socket": trsock.TransportSocket(self.sock),
+                "socket": TransportSocket(self.sock),
             })
 
     def _accept_some(self):
@@ -112,14 +121,15 @@ class _Listener:
                 loop.call_exception_handler({
                     "message": "socket.accept() out of system resource",
                     "exception": exc,
-                    "socket": trsock.TransportSocket(sock),
+                    "socket": TransportSocket(sock),
                 })
                 # Linux keeps reporting the socket readable: stop watching
                 # it for a while; pending connections wait in the backlog.
                 self._stop_polling()
                 if self.retry is None:
                     self.retry = loop.call_later(
-                        constants.ACCEPT_RETRY_DELAY, self._resume)
+                        constants.ACCEPT_RETRY_DELAY, self._resume,
+                        context=self.context)
                 return
             if loop._debug:
                 logger.debug("%r got a new connection from %r: %r",

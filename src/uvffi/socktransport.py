@@ -28,15 +28,32 @@ import inspect
 import os
 import socket
 import sys
-from asyncio import base_events, constants, exceptions, sslproto, trsock
+from asyncio import constants, exceptions, sslproto
+
+try:
+    import ssl
+except ImportError:  # pragma: no cover - Python built without ssl
+    ssl = None
 
 from ._uv import lib
+from .transportbase import TransportSocket
 from .streamhandle import PipeStream, TCPStream
 from .streams import StreamTransport
+from .tlsprotocol import TLSProtocol
 
 _AF_UNIX = getattr(socket, "AF_UNIX", None)
 _LAZY_KEYS = frozenset(("socket", "sockname", "peername"))
-_set_nodelay = base_events._set_nodelay
+_INET_FAMILIES = (socket.AF_INET, getattr(socket, "AF_INET6", socket.AF_INET))
+
+
+def _set_nodelay(sock):
+    """TCP_NODELAY on a TCP socket handed in (create_connection(sock=...)),
+    as on the loop's own connections.  asyncio's own check also wants
+    proto == IPPROTO_TCP, and so skips sockets made with socket.socket()'s
+    default proto 0, which on AF_INET/AF_INET6 streams is TCP too."""
+    if (sock.family in _INET_FAMILIES and sock.type == socket.SOCK_STREAM
+            and sock.proto in (0, socket.IPPROTO_TCP)):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 if sys.platform == "win32":  # pragma: no cover - os.dup can't do sockets
     def _dup_fd(fd):
@@ -98,7 +115,7 @@ class SocketTransport(StreamTransport):
         if extra is None:
             extra = {}
         if sock is not None:
-            extra["socket"] = trsock.TransportSocket(sock)
+            extra["socket"] = TransportSocket(sock)
             try:
                 extra["sockname"] = sock.getsockname()
             except OSError:
@@ -125,6 +142,10 @@ class SocketTransport(StreamTransport):
     def get_extra_info(self, name, default=None):
         if self._lazy_extra and name in _LAZY_KEYS:
             self._make_socket_extra()
+        if name == "socket" and (self._sock is None or self._sock.fileno() == -1):
+            # closed (aborted in connection_made(), say): no socket to
+            # offer, as uvloop answers; asyncio gives a closed one
+            return default
         return self._extra.get(name, default)
 
     def _make_socket_extra(self):
@@ -139,7 +160,7 @@ class SocketTransport(StreamTransport):
         sock.setblocking(False)
         self._sock = sock
         extra = self._extra
-        extra["socket"] = trsock.TransportSocket(sock)
+        extra["socket"] = TransportSocket(sock)
         for key, get in (("sockname", sock.getsockname),
                          ("peername", sock.getpeername)):
             if key not in extra:
@@ -171,16 +192,79 @@ class SocketTransport(StreamTransport):
 
 def new_ssl_protocol(loop, protocol, sslcontext, waiter, server_side,
                      server_hostname, ssl_handshake_timeout,
-                     ssl_shutdown_timeout):
-    kwargs = {"ssl_handshake_timeout": ssl_handshake_timeout}
+                     ssl_shutdown_timeout, call_connection_made=True):
+    """The TLS protocol of every TLS path (see tlsprotocol.py)."""
+    kwargs = {"ssl_handshake_timeout": ssl_handshake_timeout,
+              "call_connection_made": call_connection_made}
     if _SSL_HAS_SHUTDOWN_TIMEOUT:
         kwargs["ssl_shutdown_timeout"] = ssl_shutdown_timeout
-    return sslproto.SSLProtocol(loop, protocol, sslcontext, waiter,
-                                server_side, server_hostname, **kwargs)
+    return TLSProtocol(loop, protocol, sslcontext, waiter, server_side,
+                       server_hostname, **kwargs)
+
+
+async def _start_tls(loop, transport, protocol, sslcontext, server_side,
+                     server_hostname, ssl_handshake_timeout,
+                     ssl_shutdown_timeout):
+    """BaseEventLoop.start_tls, building TLSProtocol: same checks, messages
+    and order of events."""
+    if ssl is None:
+        raise RuntimeError('Python ssl module is not available')
+    if not isinstance(sslcontext, ssl.SSLContext):
+        raise TypeError(
+            f'sslcontext is expected to be an instance of ssl.SSLContext, '
+            f'got {sslcontext!r}')
+    if not getattr(transport, '_start_tls_compatible', False):
+        raise TypeError(
+            f'transport {transport!r} is not supported by start_tls()')
+
+    waiter = loop.create_future()
+    ssl_protocol = new_ssl_protocol(
+        loop, protocol, sslcontext, waiter, server_side, server_hostname,
+        ssl_handshake_timeout, ssl_shutdown_timeout,
+        call_connection_made=False)
+    # paused until the TLS protocol's connection_made() has run
+    transport.pause_reading()
+    transport.set_protocol(ssl_protocol)
+    conmade_cb = loop.call_soon(ssl_protocol.connection_made, transport)
+    resume_cb = loop.call_soon(transport.resume_reading)
+    try:
+        await waiter
+    except BaseException:
+        transport.close()
+        conmade_cb.cancel()
+        resume_cb.cancel()
+        raise
+    return ssl_protocol._app_transport
 
 
 class SocketTransportMixin:
     """The BaseEventLoop hooks that make transports for sockets."""
+
+    if _SSL_HAS_SHUTDOWN_TIMEOUT:
+        async def start_tls(self, transport, protocol, sslcontext, *,
+                            server_side=False, server_hostname=None,
+                            ssl_handshake_timeout=None,
+                            ssl_shutdown_timeout=None):
+            """Upgrade transport to TLS.
+
+            Return a new transport that *protocol* should start using
+            immediately.
+            """
+            return await _start_tls(
+                self, transport, protocol, sslcontext, server_side,
+                server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout)
+    else:  # pragma: no cover - 3.9/3.10
+        async def start_tls(self, transport, protocol, sslcontext, *,
+                            server_side=False, server_hostname=None,
+                            ssl_handshake_timeout=None):
+            """Upgrade transport to TLS.
+
+            Return a new transport that *protocol* should start using
+            immediately.
+            """
+            return await _start_tls(
+                self, transport, protocol, sslcontext, server_side,
+                server_hostname, ssl_handshake_timeout, None)
 
     def _make_socket_transport(self, sock, protocol, waiter=None, *,
                                extra=None, server=None):

@@ -15,6 +15,7 @@ How a stream reads (``Stream.mode``; shim ``uvffi_stream.c``):
   bufferedreads.py).
 """
 import collections
+import contextvars
 import os
 import sys
 
@@ -78,7 +79,7 @@ class Stream(UVHandle):
                  "on_alloc", "on_filled", "on_self_read", "_reqs", "reading",
                  "backlog", "_key", "_box", "wfd", "mode", "_default_mode",
                  "in_alloc", "_reconcile", "_backlog_due", "_in_backlog",
-                 "on_large_read")
+                 "on_large_read", "context", "plain", "on_context")
 
     def __init__(self, loop):
         super().__init__(loop)
@@ -107,6 +108,15 @@ class Stream(UVHandle):
         # makes libuv's match (after_alloc).
         self.in_alloc = False
         self._reconcile = False
+        # The owner's contextvars context (its creation context), in which
+        # libuv's callbacks call it (run_in_context).  ``plain``: that
+        # context has no variables, and the loop runs libuv inside its own
+        # empty I/O context (scheduler.py), so the read callbacks may call
+        # the owner directly there: a context switch per read costs more
+        # than the rest of an echo's round trip.  Set by use_context().
+        self.context = None
+        self.plain = False
+        self.on_context = None  # told of a new context (io_polluted)
 
     def _new_memory(self):
         # the libuv handle with the stream's batch key after it
@@ -132,8 +142,37 @@ class Stream(UVHandle):
 
     def _relive(self):
         # the one place that decides whether reads take the fast path
-        self.live = (self.protocol if self.reading and not self.backlog
-                     and not self.closing else None)
+        self.live = (self.protocol if self.plain and self.reading
+                     and not self.backlog and not self.closing else None)
+
+    # -- the owner's context ---------------------------------------------------
+
+    def use_context(self, context):
+        """Call the owner in *context* from now on (see __init__)."""
+        self.context = context
+        self.plain = self.loop._uv_owned and not context
+        self._relive()
+
+    def run_in_context(self, fn, *args):
+        """fn(*args) in the owner's context: libuv's callbacks run outside
+        it (in the loop's I/O context, or the host's in guest mode)."""
+        if self.plain:
+            try:
+                return fn(*args)
+            finally:
+                if self.loop._io_context:
+                    io_polluted(self)
+        ctx = self.context
+        if ctx is None:
+            return fn(*args)
+        return ctx.run(fn, *args)
+
+    def context_settled(self):
+        """After a call that ran in the owner's own context: one that set a
+        variable there ends the direct calls."""
+        if self.plain and self.context:
+            self.plain = False
+            self._relive()
 
     def set_protocol(self, protocol):
         """The plain Protocol whose data_received takes the reads, or None
@@ -243,7 +282,7 @@ class Stream(UVHandle):
         # once: a second delivery would start libuv reading twice (EALREADY)
         if not self._backlog_due:
             self._backlog_due = True
-            self.loop.call_soon(self._deliver_backlog)
+            self.loop.call_soon(self._deliver_backlog, context=self.context)
 
     def _deliver_backlog(self):
         self._backlog_due = False
@@ -270,6 +309,7 @@ class Stream(UVHandle):
             # stream still reading must get the rest later or libuv back,
             # or it would never read again (its EOF included).
             self._in_backlog = False
+            self.context_settled()
             if self.reading and not self.closing and not self._backlog_due:
                 # (a delivery scheduled meanwhile, by a pause and resume in
                 # a callback above, restarts libuv itself)
@@ -387,13 +427,34 @@ class TTYStream(Stream):
 # Each finds its Stream through handle->data and calls the owner's method.
 # Exceptions the owner did not handle itself go to the loop (def_extern).
 
+def io_polluted(stream):
+    """A plain stream's owner set a context variable while called directly
+    in the loop's I/O context (Stream.__init__).  The variable is the
+    owner's: it gets a copy of that context as its own, and is called in it
+    from now on.  The polls after this one run in a fresh I/O context each
+    (scheduler.py: _io_dirty), since the one entered cannot be left or
+    emptied; until then (the rest of this poll) reads wait on their streams
+    and reach their owners from the ready queue, each in its own context."""
+    loop = stream.loop
+    ctx = loop._io_context
+    loop._io_context = contextvars.Context()
+    loop._io_dirty = True
+    loop._uv_defer_io = True
+    stream.plain = False
+    stream.context = ctx.copy()
+    stream._relive()
+    if stream.on_context is not None:
+        stream.on_context(stream.context)
+
+
 @def_extern("_uvffi_on_read")
 def _on_read(data, nread, base):
     """One read: on a host's loop every read; on a loop uvffi created the
     large ones, EOF and errors (after the batch before them)."""
     stream = _from_handle(data)
     protocol = stream.live
-    if stream.loop._uv_defer_io:
+    loop = stream.loop
+    if loop._uv_defer_io:
         # behind the callbacks queued before this poll (see _on_reads)
         if not stream.closing:
             stream.hold(nread, _unpack(base, nread) if nread > 0 else None)
@@ -406,10 +467,15 @@ def _on_read(data, nread, base):
             raise
         except BaseException as exc:
             stream.on_data_failed(exc)
+        finally:
+            if loop._io_context:
+                io_polluted(stream)
         if nread >= LARGE_READS_FROM and stream.on_large_read is not None:
             stream.on_large_read()  # the next reads in self mode (largereads.py)
     elif stream.reading and not stream.backlog:
-        stream.on_read(nread, _memoryview(_buffer(base, nread)) if nread > 0 else None)
+        stream.run_in_context(
+            stream.on_read, nread,
+            _memoryview(_buffer(base, nread)) if nread > 0 else None)
     elif not stream.closing:
         # the batch before it stopped the stream: kept, as _on_reads does
         stream.hold(nread, _unpack(base, nread) if nread > 0 else None)
@@ -437,25 +503,38 @@ def _on_reads(data, count):
         # from the ready queue (Stream.hold).
         _hold_rest(streams, view, batch, start)
         return
+    io_context = loop._io_context
     try:
         for key, end in zip(batch, batch):
             stream = streams[key]
             protocol = stream.live
             if protocol is not None:
+                # a plain stream: called directly in the I/O context, which
+                # must still be empty afterwards (io_polluted)
                 try:
                     protocol.data_received(view[start:end])
                 except (SystemExit, KeyboardInterrupt):
                     raise
                 except BaseException as exc:
                     stream.on_data_failed(exc)
+                if io_context:
+                    io_polluted(stream)
+                    _hold_rest(streams, view, batch, end)
+                    return
             elif stream.reading and not stream.backlog:
-                stream.on_read(end - start, loop._read_mv[start:end])
+                stream.run_in_context(stream.on_read, end - start,
+                                      loop._read_mv[start:end])
+                if loop._uv_defer_io:  # io_polluted
+                    _hold_rest(streams, view, batch, end)
+                    return
             elif not stream.closing:
                 # stopped while this batch was being delivered
                 stream.hold(end - start, view[start:end])
             start = end
     except (SystemExit, KeyboardInterrupt):
         # leaving the batch: what is left of it waits on its streams
+        if io_context:
+            io_polluted(stream)
         _hold_rest(streams, view, batch, end)
         raise
 
@@ -474,7 +553,7 @@ def _hold_rest(streams, view, batch, start):
 def _alloc(data, buf):
     stream = _from_handle(data)
     stream.in_alloc = True
-    stream.on_alloc(buf)
+    stream.run_in_context(stream.on_alloc, buf)
 
 
 # error=1: after an exception, on_filled still follows, and ends in_alloc
@@ -482,7 +561,7 @@ def _alloc(data, buf):
 def _self_read(data):
     stream = _from_handle(data)
     stream.in_alloc = True
-    stream.on_self_read()
+    stream.run_in_context(stream.on_self_read)
     if stream._reconcile:
         return 1  # libuv's read callback brings libuv's state up to date
     stream.in_alloc = False  # (nothing runs before libuv's read is over)
@@ -497,12 +576,13 @@ def _on_filled(data, nread):
         stream.after_alloc()
     else:
         stream.in_alloc = False
-    stream.on_filled(nread)
+    stream.run_in_context(stream.on_filled, nread)
 
 
 @def_extern("_uvffi_write_cb")
 def _write_cb(req, status):
-    _from_handle(req.handle.data).on_write(status)
+    stream = _from_handle(req.handle.data)
+    stream.run_in_context(stream.on_write, status)
 
 
 @def_extern("_uvffi_shutdown_cb")

@@ -20,13 +20,15 @@ import os
 import sys
 import warnings
 
-from asyncio import base_events, constants, futures, protocols, transports
+from asyncio import base_events, constants, transports
 
 from ._uv import ffi, lib
 from .bufferedreads import BufferedReadsMixin
 from .largereads import LargeReadsMixin, read_fd
+from .streamhandle import LARGE_READS_FROM
 from .errors import exception_from_uv
-from .transportbase import ClosingMixin, ReadingMixin
+from .transportbase import (ClosingMixin, ReadingMixin, StreamContextMixin,
+                            is_buffered_protocol)
 
 logger = logging.getLogger("asyncio")
 
@@ -50,7 +52,8 @@ _SERVER_TAKES_TRANSPORT = len(
 
 # -- the transport -----------------------------------------------------------------
 
-class StreamTransport(ReadingMixin, ClosingMixin, BufferedReadsMixin,
+class StreamTransport(StreamContextMixin, ReadingMixin, ClosingMixin,
+                      BufferedReadsMixin,
                       LargeReadsMixin, transports._FlowControlMixin,
                       transports.Transport):
     """asyncio's stream transport over a libuv ``Stream``.
@@ -68,6 +71,7 @@ class StreamTransport(ReadingMixin, ClosingMixin, BufferedReadsMixin,
         super().__init__(extra, loop)
         self._stream = stream
         self._ptr = stream.ptr  # the write fast path's handle pointer
+        self._take_context(stream)
         stream.on_data_failed = self._data_received_failed
         stream.on_write = self._on_write_done
         stream.on_shutdown = self._on_shutdown_done
@@ -98,11 +102,7 @@ class StreamTransport(ReadingMixin, ClosingMixin, BufferedReadsMixin,
         if self._fd is not None:
             loop._transports[self._fd] = self
 
-        loop.call_soon(self._protocol.connection_made, self)
-        # start reading only once connection_made() has run
-        loop.call_soon(self._start_reading)
-        if waiter is not None:
-            loop.call_soon(futures._set_result_unless_cancelled, waiter, None)
+        self._schedule_start(loop, waiter)
 
     def _fd_for_registry(self):
         try:
@@ -132,7 +132,7 @@ class StreamTransport(ReadingMixin, ClosingMixin, BufferedReadsMixin,
         # directly: one Python frame per read, no dispatch on the way.
         stream = self._stream
         if stream is not None:
-            if isinstance(protocol, protocols.BufferedProtocol):
+            if is_buffered_protocol(protocol):
                 stream.on_read = self._read_into_buffered
                 stream.on_alloc = self._get_read_buffer
                 stream.on_filled = self._read_buffer_filled
@@ -197,6 +197,10 @@ class StreamTransport(ReadingMixin, ClosingMixin, BufferedReadsMixin,
             raise
         except BaseException as exc:
             self._data_received_failed(exc)
+        if nread >= LARGE_READS_FROM:
+            stream = self._stream
+            if stream is not None and stream.on_large_read is not None:
+                stream.on_large_read()  # as streamhandle._on_read does
 
     def _data_received_failed(self, exc):
         self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
@@ -397,6 +401,14 @@ class StreamTransport(ReadingMixin, ClosingMixin, BufferedReadsMixin,
                     self._call_connection_lost(None)
             elif self._eof:
                 self._do_shutdown()
+
+    def _maybe_pause_protocol(self):
+        # pause_writing() in the protocol's context, as its other
+        # callbacks; in a copy of it, since write() may be called from
+        # inside one of them, where that context is already entered
+        if (not self._protocol_paused
+                and self.get_write_buffer_size() > self._high_water):
+            self._context.copy().run(super()._maybe_pause_protocol)
 
     def get_write_buffer_size(self):
         inflight = self._inflight_size

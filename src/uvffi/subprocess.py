@@ -8,13 +8,28 @@ the pipes through ``connect_read_pipe``/``connect_write_pipe`` and orders
 ``connection_made``, ``pipe_data_received``, ``pipe_connection_lost``,
 ``process_exited`` and ``connection_lost`` exactly as on CPython's loop.
 libuv's exit callback stands in for the child watcher.
+
+Every call into the ``SubprocessProtocol`` runs in the context that was
+current when the transport was created (``subprocess_exec``/``_shell``), as
+uvloop does: asyncio schedules each with ``call_soon`` from wherever it was
+triggered (a pipe's callback, the child watcher), so ``process_exited`` and
+``connection_lost`` lose the caller's context variables there.
 """
+import contextvars
 from asyncio import base_subprocess
 
 from . import process as _process
 
+_PIPES = ((0, "connect_write_pipe", base_subprocess.WriteSubprocessPipeProto),
+          (1, "connect_read_pipe", base_subprocess.ReadSubprocessPipeProto),
+          (2, "connect_read_pipe", base_subprocess.ReadSubprocessPipeProto))
+
 
 class UVSubprocessTransport(base_subprocess.BaseSubprocessTransport):
+
+    def __init__(self, *args, **kwargs):
+        self._context = contextvars.copy_context()
+        super().__init__(*args, **kwargs)
 
     def _start(self, args, shell, stdin, stdout, stderr, bufsize, **kwargs):
         proc = _process.spawn(self._loop, args, shell, stdin, stdout, stderr,
@@ -27,6 +42,41 @@ class UVSubprocessTransport(base_subprocess.BaseSubprocessTransport):
         # protocol calls itself (call_soon / pending calls).
         if self._returncode is None:
             self._process_exited(returncode)
+
+    # All protocol calls but connection_made go through _call (asyncio's
+    # pipe_data_received, pipe_connection_lost, process_exited and
+    # connection_lost): while the pipes connect they wait in _pending_calls.
+    def _call(self, cb, *data):
+        if self._pending_calls is not None:
+            self._pending_calls.append((cb, data))
+        else:
+            self._loop.call_soon(cb, *data, context=self._context)
+
+    async def _connect_pipes(self, waiter):
+        # asyncio's sequence (the pipes, then connection_made and the calls
+        # that waited for it), with the protocol calls in our context
+        try:
+            proc = self._proc
+            loop = self._loop
+            for fd, connect, proto in _PIPES:
+                pipe = (proc.stdin, proc.stdout, proc.stderr)[fd]
+                if pipe is not None:
+                    _, self._pipes[fd] = await getattr(loop, connect)(
+                        lambda proto=proto, fd=fd: proto(self, fd), pipe)
+            context = self._context
+            loop.call_soon(self._protocol.connection_made, self,
+                           context=context)
+            for callback, data in self._pending_calls:
+                loop.call_soon(callback, *data, context=context)
+            self._pending_calls = None
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            if waiter is not None and not waiter.cancelled():
+                waiter.set_exception(exc)
+        else:
+            if waiter is not None and not waiter.cancelled():
+                waiter.set_result(None)
 
 
 class SubprocessMixin:

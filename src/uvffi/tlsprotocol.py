@@ -1,0 +1,228 @@
+"""TLS over uvffi's transports: asyncio's own ``SSLProtocol``, with the few
+changes that keep a connection from failing or hanging where asyncio's
+(3.11+) one does.
+
+``TLSProtocol`` is what every TLS path builds (``create_connection``,
+servers, ``start_tls``, named pipes: socktransport.new_ssl_protocol).  It
+differs from asyncio's class only here:
+
+* application data the peer sends after our close_notify went out is read
+  and dropped before ``unwrap()``: OpenSSL otherwise fails the shutdown
+  with APPLICATION_DATA_AFTER_CLOSE_NOTIFY (bpo-39951), and it is data the
+  application said it no longer wants (it closed the transport);
+* that also lets a shutdown started while the application paused reading
+  finish: the peer's close_notify behind the unread data is reached;
+* a transport-level EOF while the application paused reading no longer
+  waits for ``resume_reading()`` forever.  If the peer's close_notify is in
+  what arrived, the stream is complete and is delivered on resume, as
+  asyncio does; if not, the end of the stream cannot be told apart from a
+  truncation and the connection finishes at once (``connection_lost(None)``,
+  the unread data dropped), as uvloop does;
+* our last handshake message is sent as soon as the handshake completes,
+  even if connection_made() paused reading (asyncio sends it with the
+  next read or write);
+* the first application data, when it arrives with the last handshake
+  message, is passed on only after the handshake's waiter has woken its
+  awaiter: ``start_tls()``'s caller has the TLS transport before its
+  protocol sees data it might answer on the plain one;
+* a protocol with ``get_buffer``/``buffer_updated`` that does not subclass
+  ``asyncio.BufferedProtocol`` (and is not an ``asyncio.Protocol``) is fed
+  through them, as the loop's plain transports feed it.
+
+Python 3.9/3.10 have the older sslproto (a different state machine): there
+only the duck-typed buffered protocol change applies.
+"""
+from asyncio import sslproto
+
+try:
+    import ssl
+except ImportError:  # pragma: no cover - Python built without ssl
+    ssl = None
+
+from .transportbase import is_buffered_protocol
+
+__all__ = ["TLSProtocol"]
+
+
+if ssl is None:  # pragma: no cover - SSLProtocol() raises RuntimeError
+    TLSProtocol = sslproto.SSLProtocol
+elif not hasattr(sslproto, "SSLProtocolState"):  # pragma: no cover - 3.9/3.10
+    class TLSProtocol(sslproto.SSLProtocol):
+        def _set_app_protocol(self, app_protocol):
+            super()._set_app_protocol(app_protocol)
+            if is_buffered_protocol(app_protocol):
+                self._app_protocol_is_buffer = True
+else:
+    _State = sslproto.SSLProtocolState
+    _WRAPPED = _State.WRAPPED
+    _FLUSHING = _State.FLUSHING
+    _SHUTDOWN = _State.SHUTDOWN
+    _AGAIN = sslproto.SSLAgainErrors
+
+    class TLSProtocol(sslproto.SSLProtocol):
+        _completing_handshake = False
+        _first_read_scheduled = False
+        _held = None  # decrypted data kept for a paused app at EOF
+
+        def _set_app_protocol(self, app_protocol):
+            super()._set_app_protocol(app_protocol)
+            if not self._app_protocol_is_buffer and \
+                    is_buffered_protocol(app_protocol):
+                self._app_protocol_get_buffer = app_protocol.get_buffer
+                self._app_protocol_buffer_updated = app_protocol.buffer_updated
+                self._app_protocol_is_buffer = True
+
+        # -- the application's context ------------------------------------
+        # The application protocol is called in its transport's context
+        # (streams.py), also when the user's call that triggers it comes
+        # from another one: resume_reading() schedules the read that feeds
+        # it, write() may pause it.  A copy: the user may call from inside
+        # that context.
+
+        def _in_transport_context(self, fn):
+            ctx = getattr(self._transport, "_context", None)
+            if ctx is None:
+                return fn()
+            return ctx.copy().run(fn)
+
+        def _resume_reading(self):
+            if self._app_reading_paused:
+                self._in_transport_context(super()._resume_reading)
+
+        def _control_app_writing(self):
+            size = self._get_write_buffer_size()
+            if self._app_writing_paused:
+                change = size <= self._outgoing_low_water
+            else:
+                change = size >= self._outgoing_high_water
+            if change:
+                self._in_transport_context(super()._control_app_writing)
+
+        # -- the first data after the handshake ---------------------------
+
+        def _on_handshake_complete(self, handshake_exc):
+            # asyncio reads the first data right after waking the waiter,
+            # before the awaiter (start_tls' caller) runs: see _do_read
+            self._completing_handshake = True
+            try:
+                super()._on_handshake_complete(handshake_exc)
+            finally:
+                self._completing_handshake = False
+            if self._state is _WRAPPED and self._transport is not None:
+                # our last handshake message (TLS 1.3: the client's
+                # Finished) goes out now: asyncio leaves it to the read
+                # above, which sends nothing if connection_made() paused
+                # reading, and the peer waits for it
+                self._process_outgoing()
+
+        def _do_read(self):
+            if self._state is _WRAPPED:
+                if self._completing_handshake:
+                    self._first_read_scheduled = True
+                    self._loop.call_soon(self._first_read)
+                    return
+                if self._first_read_scheduled:
+                    return  # the scheduled read takes whatever is there
+            if self._held and not self._app_reading_paused and \
+                    self._state is _FLUSHING:
+                try:
+                    self._deliver_held()
+                except Exception as exc:
+                    self._fatal_error(exc, "Fatal error on SSL protocol")
+                    return
+            super()._do_read()
+
+        def _first_read(self):
+            self._first_read_scheduled = False
+            self._do_read()
+
+        # -- shutdown -----------------------------------------------------
+
+        def _do_flush(self):
+            if self._held is not None:
+                # an EOF while paused left the application its data
+                # (_eof_while_paused): delivered on the way out
+                super()._do_flush()
+                return
+            # The application closed its transport: what arrives from now
+            # on is no longer passed to it, as a plain transport reads
+            # nothing after close() (asyncio delivers it meanwhile).
+            try:
+                self._read_app_data(None)
+                if self._write_backlog:
+                    self._do_write()
+                else:
+                    self._process_outgoing()
+            except Exception as exc:
+                self._fatal_error(exc, "Fatal error on SSL protocol")
+                return
+            self._set_state(_SHUTDOWN)
+            self._do_shutdown()
+
+        def _do_shutdown(self):
+            try:
+                self._read_app_data(None)
+            except ssl.SSLError as exc:
+                self._on_shutdown_complete(exc)
+                return
+            if self._transport is not None:
+                # the read buffer may have paused the socket's reading
+                self._control_ssl_reading()
+            super()._do_shutdown()
+
+        def _read_app_data(self, keep):
+            """Decrypt what has arrived; append it to the list *keep*, or
+            drop it if None.  True once the peer's close_notify is read."""
+            read = self._sslobj.read
+            size = self.max_size
+            try:
+                while True:
+                    chunk = read(size)
+                    if not chunk:
+                        return True
+                    if keep is not None:
+                        keep.append(chunk)
+            except _AGAIN:
+                return False
+            except ssl.SSLZeroReturnError:
+                return True
+
+        # -- transport EOF while the app paused reading -------------------
+
+        def eof_received(self):
+            if self._state is _WRAPPED and self._app_reading_paused:
+                return self._eof_while_paused()
+            return super().eof_received()
+
+        def _eof_while_paused(self):
+            self._eof_received = True
+            held = []
+            try:
+                close_notify = self._read_app_data(held)
+            except ssl.SSLError:
+                close_notify = False
+            self._set_state(_FLUSHING)
+            if close_notify:
+                # complete: delivered when the app resumes (_do_read), as
+                # asyncio delivers it
+                self._held = held
+                return True
+            self._set_state(_SHUTDOWN)
+            self._on_shutdown_complete(None)
+            return True
+
+        def _deliver_held(self):
+            data = b"".join(self._held)
+            self._held = None
+            if not self._app_protocol_is_buffer:
+                self._app_protocol.data_received(data)
+                return
+            view = memoryview(data)
+            while view:
+                buf = self._app_protocol_get_buffer(len(view))
+                n = min(len(buf), len(view))
+                if not n:
+                    raise RuntimeError("get_buffer() returned an empty buffer")
+                buf[:n] = view[:n]
+                self._app_protocol_buffer_updated(n)
+                view = view[n:]
