@@ -196,3 +196,37 @@ def test_closing_the_loop_with_an_open_pipe_server_and_connection_frees_all():
     if os.path.exists(p):
         os.unlink(p)
     os.rmdir(d)
+
+
+def test_native_pipe_server_protocol_sees_the_create_server_context(
+        loop, native, path):
+    import contextvars
+    cvar = contextvars.ContextVar("cvar", default="outer")
+    seen = []
+
+    class Note(asyncio.Protocol):
+        def __init__(self):
+            seen.append(("factory", cvar.get()))
+
+        def connection_made(self, transport):
+            seen.append(("connection_made", cvar.get()))
+
+        def data_received(self, data):
+            seen.append(("data_received", cvar.get()))
+            got.set_result(None)
+
+    async def main():
+        cvar.set("inner")
+        srv = await loop.create_unix_server(Note, path)
+        cvar.set("changed after create_unix_server")
+        tr, _ = await loop.create_unix_connection(asyncio.Protocol, path)
+        tr.write(b"x")
+        await asyncio.wait_for(got, 10)
+        tr.close()
+        srv.close()
+        await srv.wait_closed()
+
+    got = loop.create_future()
+    contextvars.Context().run(loop.run_until_complete, main())
+    assert seen == [("factory", "inner"), ("connection_made", "inner"),
+                    ("data_received", "inner")]

@@ -13,6 +13,7 @@ A server's bound pipe stands in for the listening socket in asyncio's own
 ``Server`` (``PipeListener``); ``_start_serving``/``_stop_serving`` below
 recognise it and pass everything else on.
 """
+import contextvars
 import functools
 import os
 import socket
@@ -100,9 +101,12 @@ class PipeListener:
         if self._stream.closing:
             return
         self.listen(backlog)
+        # accepting runs in the context current now, as servers.py's
+        # listeners do: the factory sees it, each transport copies it
         self._stream.on_connection = functools.partial(
-            self._on_connection, protocol_factory, sslcontext, server,
-            ssl_handshake_timeout, ssl_shutdown_timeout)
+            contextvars.copy_context().run, self._on_connection,
+            protocol_factory, sslcontext, server, ssl_handshake_timeout,
+            ssl_shutdown_timeout)
 
     def _on_connection(self, protocol_factory, sslcontext, server,
                        ssl_handshake_timeout, ssl_shutdown_timeout, status):
