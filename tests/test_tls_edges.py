@@ -27,6 +27,10 @@ new_sslproto_only = pytest.mark.skipif(
     not _NEW_SSLPROTO, reason="Python < 3.11 has the older sslproto")
 
 _PEER_TIMEOUT = 10
+# the callbacks of a TLS connection we closed, once the peer's close_notify
+# came: the older sslproto (3.9/3.10, PyPy 3.9) calls no eof_received()
+_CLOSED_BY_US = (["made", "eof", "lost"] if _NEW_SSLPROTO
+                 else ["made", "lost"])
 
 
 class _Peer:
@@ -129,9 +133,8 @@ def _catch_exception_handler(loop):
 
 # -- 1. application data after the peer's close_notify ----------------------
 
-@new_sslproto_only
 def test_data_after_our_close_notify_is_discarded(loop):
-    # asyncio (3.11-3.13) fails the shutdown with SSLError
+    # asyncio (3.9-3.13) fails the shutdown with SSLError
     # APPLICATION_DATA_AFTER_CLOSE_NOTIFY (bpo-39951): uvffi only.
     errors = _catch_exception_handler(loop)
 
@@ -163,13 +166,12 @@ def test_data_after_our_close_notify_is_discarded(loop):
     exc, data, events = run(loop, main())
     assert exc is None
     assert data == b"pong"  # nothing after close()
-    assert events == ["made", "eof", "lost"]
+    assert events == _CLOSED_BY_US
     assert errors == []
 
 
 # -- 2. a shutdown started while reading is paused -----------------------------
 
-@new_sslproto_only
 @pytest.mark.parametrize("size", [13, 1024 * 1024])
 def test_shutdown_while_reading_paused_completes(loop, size):
     # asyncio (3.11-3.13): unwrap() meets the unread data and the shutdown
@@ -209,9 +211,70 @@ def test_shutdown_while_reading_paused_completes(loop, size):
     exc, data, events, got = run(loop, main())
     assert exc is None
     assert data == b""
-    assert events == ["made", "eof", "lost"]
+    assert events == _CLOSED_BY_US
     assert got == b""
     assert errors == []
+
+
+def test_shutdown_times_out_when_the_peer_never_answers(any_loop, monkeypatch):
+    # asyncio 3.9/3.10 (and PyPy 3.9) have no ssl_shutdown_timeout and keep
+    # the connection open for ever: uvffi only there, where the parameter
+    # does not exist either and its default (30 s) is shortened here.
+    loop = any_loop
+    if _NEW_SSLPROTO:
+        timeout = {"ssl_shutdown_timeout": 0.3}
+    elif loop.kind == "asyncio":
+        pytest.skip("asyncio's older sslproto waits for ever")
+    else:
+        from uvffi import tlsprotocol
+        monkeypatch.setattr(tlsprotocol, "_SSL_SHUTDOWN_TIMEOUT", 0.3)
+        timeout = {}
+
+    def script(peer):
+        peer.recv_close_notify()  # and no answer
+        peer.wait_closed()
+
+    async def main():
+        peer = _Peer(loop, script)
+        tr, pr = await loop.create_connection(
+            lambda: Recorder(loop), *peer.addr, ssl=client_ssl_context(),
+            server_hostname="localhost", **timeout)
+        tr.close()
+        exc = await asyncio.wait_for(pr.lost, 10)
+        await asyncio.wait_for(peer.done, 10)
+        return exc
+
+    exc = run(loop, main())
+    assert isinstance(exc, asyncio.TimeoutError), exc
+
+
+def test_peer_close_notify_reaches_eof_received(any_loop):
+    # asyncio's older sslproto (3.9/3.10, PyPy 3.9) calls no eof_received()
+    # when the peer closes the TLS stream: uvffi only there.
+    loop = any_loop
+    if loop.kind == "asyncio" and not _NEW_SSLPROTO:
+        pytest.skip("asyncio's older sslproto calls no eof_received()")
+
+    def script(peer):
+        peer.send(b"bye")
+        try:
+            peer.sslobj.unwrap()  # our close_notify (no wait for theirs)
+        except ssl.SSLWantReadError:
+            pass
+        peer.flush()
+        peer.wait_closed()
+
+    async def main():
+        peer = _Peer(loop, script)
+        tr, pr = await loop.create_connection(
+            lambda: Recorder(loop), *peer.addr, ssl=client_ssl_context(),
+            server_hostname="localhost")
+        exc = await asyncio.wait_for(pr.lost, 10)
+        await asyncio.wait_for(peer.done, 10)
+        return exc, bytes(pr.data), pr.events
+
+    exc, data, events = run(loop, main())
+    assert (exc, data, events) == (None, b"bye", ["made", "eof", "lost"])
 
 
 # -- 3. transport EOF while reading is paused -----------------------------------
@@ -370,7 +433,6 @@ def test_start_tls_feeds_buffered_protocol(any_loop):
     assert calls.count("buffer_updated") >= 4
 
 
-@new_sslproto_only
 def test_start_tls_feeds_duck_typed_buffered_protocol(loop):
     # asyncio only feeds BufferedProtocol subclasses through get_buffer:
     # AttributeError 'data_received' there; uvffi feeds duck-typed ones as
@@ -380,7 +442,6 @@ def test_start_tls_feeds_duck_typed_buffered_protocol(loop):
     assert calls.count("buffer_updated") >= 4
 
 
-@new_sslproto_only
 def test_create_connection_ssl_duck_typed_buffered_protocol(loop):
     def script(peer):
         peer.send(b"tls!")

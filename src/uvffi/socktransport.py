@@ -194,10 +194,10 @@ def new_ssl_protocol(loop, protocol, sslcontext, waiter, server_side,
                      server_hostname, ssl_handshake_timeout,
                      ssl_shutdown_timeout, call_connection_made=True):
     """The TLS protocol of every TLS path (see tlsprotocol.py)."""
+    # (TLSProtocol takes ssl_shutdown_timeout on every Python version)
     kwargs = {"ssl_handshake_timeout": ssl_handshake_timeout,
-              "call_connection_made": call_connection_made}
-    if _SSL_HAS_SHUTDOWN_TIMEOUT:
-        kwargs["ssl_shutdown_timeout"] = ssl_shutdown_timeout
+              "call_connection_made": call_connection_made,
+              "ssl_shutdown_timeout": ssl_shutdown_timeout}
     return TLSProtocol(loop, protocol, sslcontext, waiter, server_side,
                        server_hostname, **kwargs)
 

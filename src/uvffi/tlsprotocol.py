@@ -32,7 +32,8 @@ differs from asyncio's class only here:
 Python 3.9/3.10 have the older sslproto (a different state machine): there
 only the duck-typed buffered protocol change applies.
 """
-from asyncio import sslproto
+import logging
+from asyncio import exceptions as asyncio_exceptions, sslproto
 
 try:
     import ssl
@@ -43,15 +44,120 @@ from .transportbase import is_buffered_protocol
 
 __all__ = ["TLSProtocol"]
 
+logger = logging.getLogger("asyncio")
+
+_SSL_SHUTDOWN_TIMEOUT = 30.0  # asyncio's constants.SSL_SHUTDOWN_TIMEOUT (3.11+)
+
+
+def _drop_app_data(sslobj, size):
+    """Decrypt and drop what has arrived, up to the peer's close_notify."""
+    try:
+        while sslobj.read(size):
+            pass
+    except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+        pass
+
 
 if ssl is None:  # pragma: no cover - SSLProtocol() raises RuntimeError
     TLSProtocol = sslproto.SSLProtocol
-elif not hasattr(sslproto, "SSLProtocolState"):  # pragma: no cover - 3.9/3.10
+elif not hasattr(sslproto, "SSLProtocolState"):  # 3.9/3.10, PyPy 3.9
+    class _DroppingPipe(sslproto._SSLPipe):
+        """asyncio's _SSLPipe, except that once our shutdown has begun,
+        application data still arriving is read and dropped before
+        ``unwrap()``, which otherwise fails with
+        APPLICATION_DATA_AFTER_CLOSE_NOTIFY (bpo-39951): the application
+        closed its transport."""
+
+        peer_closed = False  # the peer's close_notify came
+
+        def feed_ssldata(self, data, only_handshake=False):
+            if self._state == sslproto._SHUTDOWN and self._sslobj is not None:
+                if data:
+                    self._incoming.write(data)
+                    data = b""
+                _drop_app_data(self._sslobj, self.max_size)
+            ssldata, appdata = super().feed_ssldata(data, only_handshake)
+            if appdata and not appdata[-1] and self._state == sslproto._WRAPPED:
+                self.peer_closed = True
+            return ssldata, appdata
+
     class TLSProtocol(sslproto.SSLProtocol):
+        """The older sslproto has no shutdown timeout: a peer that never
+        answers our close_notify kept the connection open for ever.  Here
+        it is ``ssl_shutdown_timeout`` as in 3.11+ (30 s by default)."""
+
+        _shutdown_timer = None
+
+        def __init__(self, *args, ssl_shutdown_timeout=None, **kwargs):
+            if ssl_shutdown_timeout is None:
+                ssl_shutdown_timeout = _SSL_SHUTDOWN_TIMEOUT
+            elif ssl_shutdown_timeout <= 0:
+                raise ValueError(
+                    f"ssl_shutdown_timeout should be a positive number, "
+                    f"got {ssl_shutdown_timeout}")
+            super().__init__(*args, **kwargs)
+            self._ssl_shutdown_timeout = ssl_shutdown_timeout
+
         def _set_app_protocol(self, app_protocol):
             super()._set_app_protocol(app_protocol)
             if is_buffered_protocol(app_protocol):
                 self._app_protocol_is_buffer = True
+
+        def _start_handshake(self):
+            super()._start_handshake()
+            # the pipe is made there; ours only adds to feed_ssldata
+            if type(self._sslpipe) is sslproto._SSLPipe:
+                self._sslpipe.__class__ = _DroppingPipe
+
+        def _start_shutdown(self):
+            pipe = self._sslpipe
+            if (not self._in_shutdown and pipe is not None
+                    and getattr(pipe, "peer_closed", False)):
+                # the peer closed the TLS stream: the application hears of
+                # it first, as from the newer sslproto (this one only shut
+                # down and lost the connection)
+                self._tell_eof()
+            if (not self._in_shutdown and not self._in_handshake
+                    and self._transport is not None):
+                # The peer's close_notify must be read for the shutdown to
+                # complete, also if the application paused reading (this
+                # sslproto pauses the socket's transport itself): what
+                # comes before it is dropped (_DroppingPipe).
+                self._transport.resume_reading()
+            super()._start_shutdown()
+            if self._in_shutdown and self._shutdown_timer is None:
+                self._shutdown_timer = self._loop.call_later(
+                    self._ssl_shutdown_timeout, self._shutdown_timed_out)
+
+        def _tell_eof(self):
+            try:
+                if self._app_protocol.eof_received():
+                    logger.warning("returning true from eof_received() "
+                                   "has no effect when using ssl")
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Error calling eof_received()")
+
+        def _shutdown_timed_out(self):
+            self._shutdown_timer = None
+            transport = self._transport
+            if transport is not None and not getattr(transport, "_conn_lost", 0):
+                transport._force_close(
+                    asyncio_exceptions.TimeoutError("SSL shutdown timed out"))
+
+        def _finalize(self):
+            if self._shutdown_timer is not None:
+                self._shutdown_timer.cancel()
+                self._shutdown_timer = None
+            super()._finalize()
+
+        def connection_lost(self, exc):
+            if self._shutdown_timer is not None:
+                self._shutdown_timer.cancel()
+                self._shutdown_timer = None
+            super().connection_lost(exc)
+
 else:
     _State = sslproto.SSLProtocolState
     _WRAPPED = _State.WRAPPED
