@@ -549,11 +549,22 @@ def _hold_rest(streams, view, batch, start):
         start = end
 
 
+# The callbacks below call a plain stream's owner directly, as
+# Stream.run_in_context would: inline, since a large read goes through one
+# or two of them and a Python call more each was measurable there.
+
 @def_extern("_uvffi_alloc")
 def _alloc(data, buf):
     stream = _from_handle(data)
     stream.in_alloc = True
-    stream.run_in_context(stream.on_alloc, buf)
+    if stream.plain:
+        try:
+            stream.on_alloc(buf)
+        finally:
+            if stream.loop._io_context:
+                io_polluted(stream)
+    else:
+        stream.run_in_context(stream.on_alloc, buf)
 
 
 # error=1: after an exception, on_filled still follows, and ends in_alloc
@@ -561,7 +572,14 @@ def _alloc(data, buf):
 def _self_read(data):
     stream = _from_handle(data)
     stream.in_alloc = True
-    stream.run_in_context(stream.on_self_read)
+    if stream.plain:
+        try:
+            stream.on_self_read()
+        finally:
+            if stream.loop._io_context:
+                io_polluted(stream)
+    else:
+        stream.run_in_context(stream.on_self_read)
     if stream._reconcile:
         return 1  # libuv's read callback brings libuv's state up to date
     stream.in_alloc = False  # (nothing runs before libuv's read is over)
@@ -576,13 +594,27 @@ def _on_filled(data, nread):
         stream.after_alloc()
     else:
         stream.in_alloc = False
-    stream.run_in_context(stream.on_filled, nread)
+    if stream.plain:
+        try:
+            stream.on_filled(nread)
+        finally:
+            if stream.loop._io_context:
+                io_polluted(stream)
+    else:
+        stream.run_in_context(stream.on_filled, nread)
 
 
 @def_extern("_uvffi_write_cb")
 def _write_cb(req, status):
     stream = _from_handle(req.handle.data)
-    stream.run_in_context(stream.on_write, status)
+    if stream.plain:
+        try:
+            stream.on_write(status)
+        finally:
+            if stream.loop._io_context:
+                io_polluted(stream)
+    else:
+        stream.run_in_context(stream.on_write, status)
 
 
 @def_extern("_uvffi_shutdown_cb")
