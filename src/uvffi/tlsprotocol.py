@@ -33,7 +33,7 @@ Python 3.9/3.10 have the older sslproto (a different state machine): there
 only the duck-typed buffered protocol change applies.
 """
 import logging
-from asyncio import exceptions as asyncio_exceptions, sslproto
+from asyncio import exceptions as asyncio_exceptions, protocols, sslproto
 
 try:
     import ssl
@@ -69,6 +69,7 @@ elif not hasattr(sslproto, "SSLProtocolState"):  # 3.9/3.10, PyPy 3.9
         closed its transport."""
 
         peer_closed = False  # the peer's close_notify came
+        on_early_data = None  # takes what came with the handshake's end
 
         def feed_ssldata(self, data, only_handshake=False):
             if self._state == sslproto._SHUTDOWN and self._sslobj is not None:
@@ -76,17 +77,49 @@ elif not hasattr(sslproto, "SSLProtocolState"):  # 3.9/3.10, PyPy 3.9
                     self._incoming.write(data)
                     data = b""
                 _drop_app_data(self._sslobj, self.max_size)
+            handshaking = self._state == sslproto._DO_HANDSHAKE
             ssldata, appdata = super().feed_ssldata(data, only_handshake)
             if appdata and not appdata[-1] and self._state == sslproto._WRAPPED:
                 self.peer_closed = True
+            if (handshaking and appdata and self._state == sslproto._WRAPPED
+                    and self.on_early_data is not None):
+                # passed on later, not by the caller (see TLSProtocol)
+                self.on_early_data(appdata)
+                appdata = []
             return ssldata, appdata
+
+    class _AppTransport(sslproto._SSLProtocolTransport):
+        """asyncio's application transport, except that pausing reading
+        holds what arrives in the TLS protocol instead of pausing the
+        socket (as the newer sslproto does): a TCP EOF is still seen."""
+
+        def is_reading(self):
+            return (not self._ssl_protocol._app_paused
+                    and super().is_reading())
+
+        def pause_reading(self):
+            self._ssl_protocol._app_paused = True
+
+        def resume_reading(self):
+            self._ssl_protocol._app_resume()
 
     class TLSProtocol(sslproto.SSLProtocol):
         """The older sslproto has no shutdown timeout: a peer that never
         answers our close_notify kept the connection open for ever.  Here
-        it is ``ssl_shutdown_timeout`` as in 3.11+ (30 s by default)."""
+        it is ``ssl_shutdown_timeout`` as in 3.11+ (30 s by default).
+        Reading paused by the application holds the TLS records that
+        arrive (up to ``max_size``, then the socket pauses too): at a TCP
+        EOF meanwhile, a stream that ended with the peer's close_notify is
+        kept for ``resume_reading()``; one that did not may be truncated and
+        ends at once (``connection_lost(None)``, the unread data dropped),
+        as the newer sslproto here and uvloop do."""
 
         _shutdown_timer = None
+        _app_paused = False
+        _held_raw = ()  # TLS records received while the app paused
+        _held_size = 0
+        _held_app = None  # a complete stream's data, for resume_reading()
+        max_size = 256 * 1024
 
         def __init__(self, *args, ssl_shutdown_timeout=None, **kwargs):
             if ssl_shutdown_timeout is None:
@@ -97,6 +130,60 @@ elif not hasattr(sslproto, "SSLProtocolState"):  # 3.9/3.10, PyPy 3.9
                     f"got {ssl_shutdown_timeout}")
             super().__init__(*args, **kwargs)
             self._ssl_shutdown_timeout = ssl_shutdown_timeout
+            self._app_transport.__class__ = _AppTransport
+
+        # -- reading paused by the application ----------------------------
+
+        def data_received(self, data):
+            if (self._app_paused and not self._in_handshake
+                    and not self._in_shutdown):
+                if not self._held_raw:
+                    self._held_raw = []
+                self._held_raw.append(data)
+                self._held_size += len(data)
+                if self._held_size > self.max_size and self._transport:
+                    self._transport.pause_reading()
+                return
+            super().data_received(data)
+
+        def eof_received(self):
+            if not (self._app_paused and self._held_raw):
+                return super().eof_received()
+            raw, self._held_raw, self._held_size = self._held_raw, (), 0
+            try:
+                _, appdata = self._sslpipe.feed_ssldata(b"".join(raw))
+            except (ssl.SSLError, AttributeError):
+                appdata = []
+            if appdata and not appdata[-1]:
+                # complete: it waits for resume_reading()
+                self._held_app = appdata
+                return True
+            # truncated: ends now, without the unread data
+            return False
+
+        def _app_resume(self):
+            if not self._app_paused:
+                return
+            self._app_paused = False
+            if self._transport is not None:
+                self._transport.resume_reading()
+            if self._held_raw or self._held_app:
+                self._in_transport_context(
+                    lambda: self._loop.call_soon(self._deliver_held))
+
+        def _deliver_held(self):
+            if self._app_paused or self._transport is None:
+                return
+            raw, self._held_raw, self._held_size = self._held_raw, (), 0
+            if raw:
+                super().data_received(b"".join(raw))
+            held, self._held_app = self._held_app, None
+            if held:
+                self._deliver_chunks(held)
+
+        def _in_transport_context(self, fn):
+            ctx = getattr(self._transport, "_context", None)
+            return fn() if ctx is None else ctx.copy().run(fn)
 
         def _set_app_protocol(self, app_protocol):
             super()._set_app_protocol(app_protocol)
@@ -108,6 +195,40 @@ elif not hasattr(sslproto, "SSLProtocolState"):  # 3.9/3.10, PyPy 3.9
             # the pipe is made there; ours only adds to feed_ssldata
             if type(self._sslpipe) is sslproto._SSLPipe:
                 self._sslpipe.__class__ = _DroppingPipe
+                self._sslpipe.on_early_data = self._early_data
+
+        def _early_data(self, chunks):
+            # Application data that came with the end of the handshake: as
+            # the newer sslproto does, it reaches the application only after
+            # the handshake's waiter has woken its awaiter, so start_tls()'s
+            # caller has the TLS transport before its protocol sees data it
+            # might answer on the plain one.
+            self._loop.call_soon(self._deliver_early_data, chunks)
+
+        def _deliver_early_data(self, chunks):
+            self._deliver_chunks(chunks)
+
+        def _deliver_chunks(self, chunks):
+            """Application data the way data_received() passes it on; an
+            empty chunk is the peer's close_notify."""
+            for chunk in chunks:
+                if self._sslpipe is None or self._transport is None:
+                    return  # closed meanwhile
+                if not chunk:  # close_notify
+                    self._start_shutdown()
+                    return
+                try:
+                    if self._app_protocol_is_buffer:
+                        protocols._feed_data_to_buffered_proto(
+                            self._app_protocol, chunk)
+                    else:
+                        self._app_protocol.data_received(chunk)
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    self._fatal_error(
+                        exc, "application protocol failed to receive SSL data")
+                    return
 
         def _start_shutdown(self):
             pipe = self._sslpipe
@@ -125,6 +246,11 @@ elif not hasattr(sslproto, "SSLProtocolState"):  # 3.9/3.10, PyPy 3.9
                 # comes before it is dropped (_DroppingPipe).
                 self._transport.resume_reading()
             super()._start_shutdown()
+            if self._in_shutdown and self._held_raw and self._sslpipe:
+                # held while paused: fed now, to be dropped up to the
+                # peer's close_notify (_DroppingPipe)
+                raw, self._held_raw, self._held_size = self._held_raw, (), 0
+                super().data_received(b"".join(raw))
             if self._in_shutdown and self._shutdown_timer is None:
                 self._shutdown_timer = self._loop.call_later(
                     self._ssl_shutdown_timeout, self._shutdown_timed_out)
