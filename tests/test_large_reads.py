@@ -321,7 +321,7 @@ def test_switch_to_buffered_protocol_while_reading_large(any_loop):
 
 def test_reads_wait_behind_callbacks_queued_before_the_poll(any_loop):
     # With a callback always in the ready queue, every poll's reads wait
-    # behind the callbacks queued before it (streamhandle._on_reads): the
+    # behind the callbacks queued before it (streamcallbacks._on_reads): the
     # data read by uvffi itself waits on the stream, and arrives whole and
     # in order all the same.
     loop = any_loop

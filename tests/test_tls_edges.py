@@ -109,6 +109,18 @@ class _Peer:
                 return got
             got += chunk
 
+    async def connect(self, factory, **kwargs):
+        """The loop's TLS client connection to this peer."""
+        return await self.loop.create_connection(
+            factory, *self.addr, ssl=client_ssl_context(),
+            server_hostname="localhost", **kwargs)
+
+    async def finish(self, protocol):
+        """connection_lost()'s exception, once the peer's script is done
+        too; and the peer's result."""
+        exc = await asyncio.wait_for(protocol.lost, 10)
+        return exc, await asyncio.wait_for(self.done, 10)
+
     def wait_closed(self):
         """Wait for the client to close the TCP connection."""
         while self.sock.recv(65536):
@@ -153,14 +165,11 @@ def test_data_after_our_close_notify_is_discarded(loop):
 
     async def main():
         peer = _Peer(loop, script)
-        tr, pr = await loop.create_connection(
-            lambda: Recorder(loop), *peer.addr, ssl=client_ssl_context(),
-            server_hostname="localhost")
+        tr, pr = await peer.connect(lambda: Recorder(loop))
         tr.write(b"ping")
         await pr.wait_data(4)
         tr.close()
-        exc = await asyncio.wait_for(pr.lost, 10)
-        await asyncio.wait_for(peer.done, 10)
+        exc, _ = await peer.finish(pr)
         return exc, bytes(pr.data), pr.events
 
     exc, data, events = run(loop, main())
@@ -199,13 +208,10 @@ def test_shutdown_while_reading_paused_completes(loop, size):
                 transport.pause_reading()
                 super().connection_made(transport)
 
-        tr, pr = await loop.create_connection(
-            lambda: Paused(loop), *peer.addr, ssl=client_ssl_context(),
-            server_hostname="localhost")
+        tr, pr = await peer.connect(lambda: Paused(loop))
         await loop.run_in_executor(None, sent.wait, 10)
         tr.close()
-        exc = await asyncio.wait_for(pr.lost, 10)
-        got = await asyncio.wait_for(peer.done, 10)
+        exc, got = await peer.finish(pr)
         return exc, bytes(pr.data), pr.events, got
 
     exc, data, events, got = run(loop, main())
@@ -236,12 +242,9 @@ def test_shutdown_times_out_when_the_peer_never_answers(any_loop, monkeypatch):
 
     async def main():
         peer = _Peer(loop, script)
-        tr, pr = await loop.create_connection(
-            lambda: Recorder(loop), *peer.addr, ssl=client_ssl_context(),
-            server_hostname="localhost", **timeout)
+        tr, pr = await peer.connect(lambda: Recorder(loop), **timeout)
         tr.close()
-        exc = await asyncio.wait_for(pr.lost, 10)
-        await asyncio.wait_for(peer.done, 10)
+        exc, _ = await peer.finish(pr)
         return exc
 
     exc = run(loop, main())
@@ -266,11 +269,8 @@ def test_peer_close_notify_reaches_eof_received(any_loop):
 
     async def main():
         peer = _Peer(loop, script)
-        tr, pr = await loop.create_connection(
-            lambda: Recorder(loop), *peer.addr, ssl=client_ssl_context(),
-            server_hostname="localhost")
-        exc = await asyncio.wait_for(pr.lost, 10)
-        await asyncio.wait_for(peer.done, 10)
+        tr, pr = await peer.connect(lambda: Recorder(loop))
+        exc, _ = await peer.finish(pr)
         return exc, bytes(pr.data), pr.events
 
     exc, data, events = run(loop, main())
@@ -301,9 +301,7 @@ def test_tcp_eof_without_close_notify_while_paused_closes(loop):
 
     async def main():
         peer = _Peer(loop, script)
-        tr, pr = await loop.create_connection(
-            lambda: PauseOnHello(loop), *peer.addr, ssl=client_ssl_context(),
-            server_hostname="localhost")
+        tr, pr = await peer.connect(lambda: PauseOnHello(loop))
         exc = await asyncio.wait_for(pr.lost, 10)
         tr.close()
         await asyncio.wait_for(peer.done, 10)
@@ -347,15 +345,12 @@ def test_tcp_eof_after_close_notify_while_paused_keeps_data(any_loop):
 
     async def main():
         peer = _Peer(loop, script)
-        tr, pr = await loop.create_connection(
-            lambda: PauseOnHello(loop), *peer.addr, ssl=client_ssl_context(),
-            server_hostname="localhost")
+        tr, pr = await peer.connect(lambda: PauseOnHello(loop))
         await loop.run_in_executor(None, eof_sent.wait, 10)
         await asyncio.sleep(0.2)  # the EOF reaches the paused transport
         assert not pr.lost.done()
         tr.resume_reading()
-        exc = await asyncio.wait_for(pr.lost, 10)
-        await asyncio.wait_for(peer.done, 10)
+        exc, _ = await peer.finish(pr)
         return exc, bytes(pr.data), pr.events
 
     exc, data, events = run(loop, main())
@@ -420,8 +415,7 @@ def _start_tls_with(loop, proto_class):
                                    ssl_handshake_timeout=10)
         got = await asyncio.wait_for(pr.got, 10)
         tls.close()
-        exc = await asyncio.wait_for(pr.lost, 10)
-        await asyncio.wait_for(peer.done, 10)
+        exc, _ = await peer.finish(pr)
         return got, exc, pr.calls
 
     return run(loop, main())
@@ -450,13 +444,10 @@ def test_create_connection_ssl_duck_typed_buffered_protocol(loop):
 
     async def main():
         peer = _Peer(loop, script)
-        tr, pr = await loop.create_connection(
-            lambda: _DuckBuffered(loop), *peer.addr, ssl=client_ssl_context(),
-            server_hostname="localhost")
+        tr, pr = await peer.connect(lambda: _DuckBuffered(loop))
         got = await asyncio.wait_for(pr.got, 10)
         tr.close()
-        exc = await asyncio.wait_for(pr.lost, 10)
-        await asyncio.wait_for(peer.done, 10)
+        exc, _ = await peer.finish(pr)
         return got, exc
 
     assert run(loop, main()) == (b"tls!", None)

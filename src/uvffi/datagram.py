@@ -141,7 +141,7 @@ class DatagramTransportBase(ReadingMixin, ClosingMixin, transports._FlowControlM
         loop = self._loop
         if loop is not None and loop._uv_defer_io:
             # behind the callbacks queued before this poll, as on asyncio's
-            # loop (see _on_reads in streamhandle.py)
+            # loop (see _on_reads in streamcallbacks.py)
             loop.call_soon(self._if_open, self._datagram_received, data, addr,
                            context=self._context)
             return

@@ -28,7 +28,7 @@ class UVSelector:
         loop = self._loop
         if loop._uv_loop is None:  # never hand libuv a NULL loop
             raise RuntimeError("Event loop is closed")
-        if loop._io_dirty:  # see streamhandle.io_polluted
+        if loop._io_dirty:  # see Stream.io_polluted
             loop._io_context.run(_run_once, loop._uv_loop,
                                  loop._uv_wakeup_ptr, timeout_to_ms(timeout))
         else:

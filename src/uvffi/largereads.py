@@ -79,7 +79,7 @@ class LargeReadsMixin:
                                 if SELF_READS and self._rfd >= 0 else None)
 
     def _start_large_reads(self):
-        # (streamhandle._on_read, after the large read's data_received)
+        # (streamcallbacks._on_read, after the large read's data_received)
         self._set_read_mode(_READ_SELF)
 
     def _self_read_failed(self, exc):
@@ -106,7 +106,7 @@ class LargeReadsMixin:
             # The poll began with callbacks already queued: on asyncio's
             # loop they run before its I/O callbacks, so the read, or its
             # EOF, waits on the stream behind them (Stream.hold), as
-            # streamhandle._on_read keeps libuv's reads.  A held read
+            # streamcallbacks._on_read keeps libuv's reads.  A held read
             # reaches a BufferedProtocol through the copy path.
             if data:
                 self._stream.hold(len(data), data)

@@ -32,7 +32,7 @@ from .unix import UnixMixin
 from .namedpipes import NamedPipeMixin
 from .udp import UDPMixin
 from .pipes import PipeMixin
-from .subprocess import SubprocessMixin
+from .processtransport import SubprocessMixin
 from .embedding import EmbeddingMixin
 
 _PYPY = sys.implementation.name == "pypy"

@@ -165,7 +165,7 @@ class SchedulerMixin:
         # The empty contextvars context that libuv's callbacks on a loop
         # uvffi created run in (streamhandle.py: Stream.plain): the one
         # run_forever entered, or, once a protocol set a variable in that
-        # one (_io_dirty, streamhandle.io_polluted), a fresh one entered
+        # one (_io_dirty, Stream.io_polluted), a fresh one entered
         # around each poll.
         "_io_context": None,
         "_io_dirty": False,
@@ -304,13 +304,13 @@ class SchedulerMixin:
             timeout = None
 
         # With callbacks already queued, what the poll reads waits behind
-        # them, as asyncio orders it (_on_reads in streamhandle.py).
+        # them, as asyncio orders it (_on_reads in streamcallbacks.py).
         if ready:
             self._uv_defer_io = True
         try:
             if timeout == 0 and self._uv_nowait is not None:
                 # UVSelector.select(0), inlined: one frame less per iteration
-                if self._io_dirty:  # see streamhandle.io_polluted
+                if self._io_dirty:  # see Stream.io_polluted
                     self._io_context.run(_run_nowait, self._uv_nowait)
                 else:
                     _run_nowait(self._uv_nowait)

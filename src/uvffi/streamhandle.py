@@ -1,13 +1,14 @@
-"""Stream handles (uv_tcp_t, uv_pipe_t, uv_tty_t) and their libuv callbacks.
+"""Stream handles (uv_tcp_t, uv_pipe_t, uv_tty_t).
 
-``Stream`` wraps a libuv stream handle: it owns the memory and routes
-libuv's read/write/shutdown/connect/connection callbacks to bound methods
-set by its owner (``streams.StreamTransport``, servers, pipes).
+``Stream`` wraps a libuv stream handle: it owns the memory, its reading
+state and its owner's context; libuv's read/write/shutdown/connect/
+connection callbacks (streamcallbacks.py) reach the bound methods its
+owner sets (``streams.StreamTransport``, servers, pipes).
 
 How a stream reads (``Stream.mode``; shim ``uvffi_stream.c``):
 - on a loop uvffi created, into the loop's read buffer, handed to Python in
-  batches after libuv's poll phase (``_on_reads``); large reads, EOF and
-  errors one at a time (``_on_read``);
+  batches after libuv's poll phase (``streamcallbacks._on_reads``); large
+  reads, EOF and errors one at a time (``_on_read``);
 - on a host's loop (embedding), into a per-thread C buffer, one callback per
   read (``_on_read``);
 - for a BufferedProtocol while its reads are large, straight into the
@@ -20,14 +21,10 @@ import os
 import sys
 
 from ._uv import ffi, lib
-from ._callbacks import def_extern
 from .errors import exception_from_uv
 from .handles import UVHandle
 
 _from_handle = ffi.from_handle
-_unpack = ffi.unpack
-_buffer = ffi.buffer
-_memoryview = memoryview
 _new = ffi.new
 # os.write is the cheaper way to an fd on CPython (Stream.write_fd)
 _OS_WRITES = os.name == "posix" and sys.implementation.name != "pypy"
@@ -161,11 +158,31 @@ class Stream(UVHandle):
                 return fn(*args)
             finally:
                 if self.loop._io_context:
-                    io_polluted(self)
+                    self.io_polluted()
         ctx = self.context
         if ctx is None:
             return fn(*args)
         return ctx.run(fn, *args)
+
+    def io_polluted(self):
+        """The owner of this plain stream set a context variable while
+        called directly in the loop's I/O context (__init__).  The variable
+        is the owner's: it gets a copy of that context as its own, and is
+        called in it from now on.  The polls after this one run in a fresh
+        I/O context each (scheduler.py: _io_dirty), since the one entered
+        cannot be left or emptied; until then (the rest of this poll) reads
+        wait on their streams and reach their owners from the ready queue,
+        each in its own context."""
+        loop = self.loop
+        ctx = loop._io_context
+        loop._io_context = contextvars.Context()
+        loop._io_dirty = True
+        loop._uv_defer_io = True
+        self.plain = False
+        self.context = ctx.copy()
+        self._relive()
+        if self.on_context is not None:
+            self.on_context(self.context)
 
     def context_settled(self):
         """After a call that ran in the owner's own context: one that set a
@@ -423,215 +440,6 @@ class TTYStream(Stream):
         self._init_done(lib.uv_tty_init(loop._uv_loop, self.ptr, fd, 1 if readable else 0))
 
 
-# -- libuv callbacks -------------------------------------------------------------
-# Each finds its Stream through handle->data and calls the owner's method.
-# Exceptions the owner did not handle itself go to the loop (def_extern).
-
-def io_polluted(stream):
-    """A plain stream's owner set a context variable while called directly
-    in the loop's I/O context (Stream.__init__).  The variable is the
-    owner's: it gets a copy of that context as its own, and is called in it
-    from now on.  The polls after this one run in a fresh I/O context each
-    (scheduler.py: _io_dirty), since the one entered cannot be left or
-    emptied; until then (the rest of this poll) reads wait on their streams
-    and reach their owners from the ready queue, each in its own context."""
-    loop = stream.loop
-    ctx = loop._io_context
-    loop._io_context = contextvars.Context()
-    loop._io_dirty = True
-    loop._uv_defer_io = True
-    stream.plain = False
-    stream.context = ctx.copy()
-    stream._relive()
-    if stream.on_context is not None:
-        stream.on_context(stream.context)
-
-
-@def_extern("_uvffi_on_read")
-def _on_read(data, nread, base):
-    """One read: on a host's loop every read; on a loop uvffi created the
-    large ones, EOF and errors (after the batch before them)."""
-    stream = _from_handle(data)
-    protocol = stream.live
-    loop = stream.loop
-    if loop._uv_defer_io:
-        # behind the callbacks queued before this poll (see _on_reads)
-        if not stream.closing:
-            stream.hold(nread, _unpack(base, nread) if nread > 0 else None)
-        return
-    if protocol is not None and nread > 0:
-        # one Python frame from libuv to the protocol (Stream's docstring)
-        try:
-            protocol.data_received(_unpack(base, nread))
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            stream.on_data_failed(exc)
-        finally:
-            if loop._io_context:
-                io_polluted(stream)
-        if nread >= LARGE_READS_FROM and stream.on_large_read is not None:
-            stream.on_large_read()  # the next reads in self mode (largereads.py)
-    elif stream.reading and not stream.backlog:
-        stream.run_in_context(
-            stream.on_read, nread,
-            _memoryview(_buffer(base, nread)) if nread > 0 else None)
-    elif not stream.closing:
-        # the batch before it stopped the stream: kept, as _on_reads does
-        stream.hold(nread, _unpack(base, nread) if nread > 0 else None)
-
-
-@def_extern("_uvffi_on_reads")
-def _on_reads(data, count):
-    """A batch of reads on a loop uvffi created (uvffi_stream.c): per read,
-    the stream's key and where its data ends in the loop's buffer (it
-    starts where the read before it ended).  What _on_read does for one
-    read, without a C->Python call each."""
-    loop = _from_handle(data)
-    view = loop._read_view
-    streams = loop._read_streams
-    # one list of the batch's numbers: cheaper than indexing the C array
-    # twice per read
-    batch = iter(loop._read_numbers(2 * count))
-    start = end = 0
-    if loop._uv_defer_io:
-        # Callbacks were already queued when this poll began: on asyncio's
-        # loop they run before the I/O callbacks of the poll (which it
-        # queues behind them), so a coroutine resumed by one of them (the
-        # caller of create_connection, say) sees its connection before its
-        # first data.  The reads wait on their streams, in order, delivered
-        # from the ready queue (Stream.hold).
-        _hold_rest(streams, view, batch, start)
-        return
-    io_context = loop._io_context
-    try:
-        for key, end in zip(batch, batch):
-            stream = streams[key]
-            protocol = stream.live
-            if protocol is not None:
-                # a plain stream: called directly in the I/O context, which
-                # must still be empty afterwards (io_polluted)
-                try:
-                    protocol.data_received(view[start:end])
-                except (SystemExit, KeyboardInterrupt):
-                    raise
-                except BaseException as exc:
-                    stream.on_data_failed(exc)
-                if io_context:
-                    io_polluted(stream)
-                    _hold_rest(streams, view, batch, end)
-                    return
-            elif stream.reading and not stream.backlog:
-                stream.run_in_context(stream.on_read, end - start,
-                                      loop._read_mv[start:end])
-                if loop._uv_defer_io:  # io_polluted
-                    _hold_rest(streams, view, batch, end)
-                    return
-            elif not stream.closing:
-                # stopped while this batch was being delivered
-                stream.hold(end - start, view[start:end])
-            start = end
-    except (SystemExit, KeyboardInterrupt):
-        # leaving the batch: what is left of it waits on its streams
-        if io_context:
-            io_polluted(stream)
-        _hold_rest(streams, view, batch, end)
-        raise
-
-
-def _hold_rest(streams, view, batch, start):
-    """The reads left in *batch* (from offset *start*), kept on their
-    streams for the ready queue to deliver (Stream.hold)."""
-    for key, end in zip(batch, batch):
-        stream = streams[key]
-        if not stream.closing:
-            stream.hold(end - start, view[start:end])
-        start = end
-
-
-# The callbacks below call a plain stream's owner directly, as
-# Stream.run_in_context would: inline, since a large read goes through one
-# or two of them and a Python call more each was measurable there.
-
-@def_extern("_uvffi_alloc")
-def _alloc(data, buf):
-    stream = _from_handle(data)
-    stream.in_alloc = True
-    if stream.plain:
-        try:
-            stream.on_alloc(buf)
-        finally:
-            if stream.loop._io_context:
-                io_polluted(stream)
-    else:
-        stream.run_in_context(stream.on_alloc, buf)
-
-
-# error=1: after an exception, on_filled still follows, and ends in_alloc
-@def_extern("_uvffi_self_read", error=1)
-def _self_read(data):
-    stream = _from_handle(data)
-    stream.in_alloc = True
-    if stream.plain:
-        try:
-            stream.on_self_read()
-        finally:
-            if stream.loop._io_context:
-                io_polluted(stream)
-    else:
-        stream.run_in_context(stream.on_self_read)
-    if stream._reconcile:
-        return 1  # libuv's read callback brings libuv's state up to date
-    stream.in_alloc = False  # (nothing runs before libuv's read is over)
-    return 0
-
-
-@def_extern("_uvffi_on_filled")
-def _on_filled(data, nread):
-    # libuv calls this after every alloc callback, whatever happened there
-    stream = _from_handle(data)
-    if stream._reconcile:
-        stream.after_alloc()
-    else:
-        stream.in_alloc = False
-    if stream.plain:
-        try:
-            stream.on_filled(nread)
-        finally:
-            if stream.loop._io_context:
-                io_polluted(stream)
-    else:
-        stream.run_in_context(stream.on_filled, nread)
-
-
-@def_extern("_uvffi_write_cb")
-def _write_cb(req, status):
-    stream = _from_handle(req.handle.data)
-    if stream.plain:
-        try:
-            stream.on_write(status)
-        finally:
-            if stream.loop._io_context:
-                io_polluted(stream)
-    else:
-        stream.run_in_context(stream.on_write, status)
-
-
-@def_extern("_uvffi_shutdown_cb")
-def _shutdown_cb(req, status):
-    obj = _from_handle(req.handle.data)
-    obj._forget(req)
-    if obj.on_shutdown is not None:
-        obj.on_shutdown(status)
-
-
-@def_extern("_uvffi_connect_cb")
-def _connect_cb(req, status):
-    obj = _from_handle(req.handle.data)
-    obj._forget(req)
-    obj.on_connect(status)
-
-
-@def_extern("_uvffi_connection_cb")
-def _connection_cb(server, status):
-    _from_handle(server.data).on_connection(status)
+# libuv's callbacks for these handles (registered on import; the module
+# needs this one's names, hence last)
+from . import streamcallbacks  # noqa: E402,F401

@@ -5,9 +5,9 @@
 ``streamhandle.Stream``; TCP, Unix sockets, pipes and subprocess pipes
 subclass it.
 
-Fast paths (GUIDE section 4):
-- reads: see streamhandle.py (batched reads, one ``bytes`` per
-  ``data_received`` as asyncio makes) and bufferedreads.py;
+Fast paths:
+- reads: see streamhandle.py and streamcallbacks.py (batched reads, one
+  ``bytes`` per ``data_received`` as asyncio makes) and bufferedreads.py;
 - ``write`` goes straight from the caller's buffer to the fd (``os.write``
   on CPython/POSIX, ``uv_try_write`` elsewhere) while nothing is queued;
   only what the kernel did not take is copied into C memory and queued with
@@ -200,7 +200,7 @@ class StreamTransport(StreamContextMixin, ReadingMixin, ClosingMixin,
         if nread >= LARGE_READS_FROM:
             stream = self._stream
             if stream is not None and stream.on_large_read is not None:
-                stream.on_large_read()  # as streamhandle._on_read does
+                stream.on_large_read()  # as streamcallbacks._on_read does
 
     def _data_received_failed(self, exc):
         self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")

@@ -49,6 +49,15 @@ logger = logging.getLogger("asyncio")
 _SSL_SHUTDOWN_TIMEOUT = 30.0  # asyncio's constants.SSL_SHUTDOWN_TIMEOUT (3.11+)
 
 
+def _in_transport_context(protocol, fn):
+    """fn() in (a copy of) the context of the TLS protocol's transport,
+    where the application protocol is called (streams.py): for user calls
+    (resume_reading(), write()) made from another context, or from inside
+    that one (hence the copy)."""
+    ctx = getattr(protocol._transport, "_context", None)
+    return fn() if ctx is None else ctx.copy().run(fn)
+
+
 def _drop_app_data(sslobj, size):
     """Decrypt and drop what has arrived, up to the peer's close_notify."""
     try:
@@ -168,8 +177,8 @@ elif not hasattr(sslproto, "SSLProtocolState"):  # 3.9/3.10, PyPy 3.9
             if self._transport is not None:
                 self._transport.resume_reading()
             if self._held_raw or self._held_app:
-                self._in_transport_context(
-                    lambda: self._loop.call_soon(self._deliver_held))
+                _in_transport_context(
+                    self, lambda: self._loop.call_soon(self._deliver_held))
 
         def _deliver_held(self):
             if self._app_paused or self._transport is None:
@@ -180,10 +189,6 @@ elif not hasattr(sslproto, "SSLProtocolState"):  # 3.9/3.10, PyPy 3.9
             held, self._held_app = self._held_app, None
             if held:
                 self._deliver_chunks(held)
-
-        def _in_transport_context(self, fn):
-            ctx = getattr(self._transport, "_context", None)
-            return fn() if ctx is None else ctx.copy().run(fn)
 
         def _set_app_protocol(self, app_protocol):
             super()._set_app_protocol(app_protocol)
@@ -241,9 +246,9 @@ elif not hasattr(sslproto, "SSLProtocolState"):  # 3.9/3.10, PyPy 3.9
             if (not self._in_shutdown and not self._in_handshake
                     and self._transport is not None):
                 # The peer's close_notify must be read for the shutdown to
-                # complete, also if the application paused reading (this
-                # sslproto pauses the socket's transport itself): what
-                # comes before it is dropped (_DroppingPipe).
+                # complete, also if the socket was paused (records held
+                # over max_size while the application paused): what comes
+                # before it is dropped (_DroppingPipe).
                 self._transport.resume_reading()
             super()._start_shutdown()
             if self._in_shutdown and self._held_raw and self._sslpipe:
@@ -251,7 +256,10 @@ elif not hasattr(sslproto, "SSLProtocolState"):  # 3.9/3.10, PyPy 3.9
                 # peer's close_notify (_DroppingPipe)
                 raw, self._held_raw, self._held_size = self._held_raw, (), 0
                 super().data_received(b"".join(raw))
-            if self._in_shutdown and self._shutdown_timer is None:
+            if (self._in_shutdown and self._shutdown_timer is None
+                    and not self._loop.is_closed()):
+                # (not from the __del__ of a transport left open after its
+                # loop closed)
                 self._shutdown_timer = self._loop.call_later(
                     self._ssl_shutdown_timeout, self._shutdown_timed_out)
 
@@ -311,15 +319,9 @@ else:
         # it, write() may pause it.  A copy: the user may call from inside
         # that context.
 
-        def _in_transport_context(self, fn):
-            ctx = getattr(self._transport, "_context", None)
-            if ctx is None:
-                return fn()
-            return ctx.copy().run(fn)
-
         def _resume_reading(self):
             if self._app_reading_paused:
-                self._in_transport_context(super()._resume_reading)
+                _in_transport_context(self, super()._resume_reading)
 
         def _control_app_writing(self):
             size = self._get_write_buffer_size()
@@ -328,7 +330,7 @@ else:
             else:
                 change = size >= self._outgoing_high_water
             if change:
-                self._in_transport_context(super()._control_app_writing)
+                _in_transport_context(self, super()._control_app_writing)
 
         # -- the first data after the handshake ---------------------------
 

@@ -64,7 +64,7 @@ class StreamContextMixin:
     taken when the transport is made, as uvloop does (asyncio: the context
     of each callback's registration); the stream runs libuv's callbacks in
     it and tells the transport when it gives it a copy of its own
-    (streamhandle.io_polluted)."""
+    (Stream.io_polluted)."""
 
     def _take_context(self, stream):
         self._context = contextvars.copy_context()
