@@ -3,7 +3,7 @@ it is installed), in one run, and write a Markdown report with ratios and a
 chart.
 
     python benchmarks/run.py [--python PY ...] [--full] [--repeat N]
-                             [--duration S] [--only echo,micro,http]
+                             [--duration S] [--only echo,micro,bulk,http]
                              [--report benchmarks/RESULTS.md]
 
 Each interpreter given with --python is benchmarked with the loops it can
@@ -49,6 +49,11 @@ ECHO_QUICK = [
 C_FLOOR = "C libuv"
 FLOOR_RUNS = {}  # (transport, size, conns) -> its runs, shared by every row
 FLOOR_USED = {}
+
+BULK = ["write_drain_tcp_5MB", "write_drain_tcp_64MB", "write_drain_unix_5MB",
+        "write_drain_unix_64MB", "write_drain_pipe_5MB", "write_drain_pipe_64MB",
+        "streams_readexactly_1MB", "streams_readuntil_1MB", "loop_sendfile_64MB",
+        "sock_sendfile_64MB", "communicate_5MB"]
 
 MICRO = ["call_soon_chained", "call_soon_batch", "timers_half_cancelled",
          "sleep0_tasks", "future_pingpong", "getaddrinfo", "subprocess_spawn"]
@@ -161,6 +166,16 @@ def run_micro(python, loop, name):
     return {"ops": res["ops"] / res["seconds"], "cpu_ops": res["ops"] / max(res["cpu"], 1e-9)}
 
 
+def run_bulk(python, loop, name):
+    out = subprocess.run([python, os.path.join(HERE, "bulk.py"), loop, name],
+                         capture_output=True, text=True, cwd=HERE, timeout=600)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr.strip().splitlines()[-1] if out.stderr else "failed")
+    res = json.loads(out.stdout)
+    return {"mbps": res["bytes"] / res["seconds"] / 1e6,
+            "cpu_mbps": res["bytes"] / max(res["cpu"], 1e-9) / 1e6}
+
+
 def run_http(python, loop, duration):
     if not shutil.which("wrk"):
         raise RuntimeError("wrk not installed (apt-get install wrk)")
@@ -246,6 +261,10 @@ def bench_all(python, args, client):
         for name in MICRO:
             measure("micro", name, lambda loop: run_micro(python, loop, name),
                     [("cpu_ops", "ops/s (CPU)", True), ("ops", "ops/s (wall)", True)])
+    if "bulk" in groups:
+        for name in BULK:
+            measure("bulk", name, lambda loop: run_bulk(python, loop, name),
+                    [("mbps", "MB/s (wall)", True), ("cpu_mbps", "MB/s (CPU)", True)])
     if "http" in groups:
         measure("http", "http httptools wrk -c50", lambda loop: run_http(python, loop, args.duration),
                 [("rps", "req/s", True)])
@@ -339,7 +358,7 @@ def draw_chart(path, sections):
     fig_rows = []
     for title, loops, rows in sections:
         for group, name, metric, unit, values, better, errors in rows:
-            if metric not in ("rps", "cpu_ops"):
+            if metric not in ("rps", "cpu_ops", "mbps"):
                 continue
             base = values.get("asyncio")
             if not base:
@@ -379,7 +398,7 @@ def sections_from_report(path):
     """The (title, loops, rows) of a report's tables, enough to draw its
     chart again (--replot)."""
     sections = []
-    units = {"req/s": "rps", "ops/s (CPU)": "cpu_ops"}
+    units = {"req/s": "rps", "ops/s (CPU)": "cpu_ops", "MB/s (wall)": "mbps"}
     with open(path) as f:
         for line in f:
             line = line.rstrip("\n")
@@ -410,7 +429,7 @@ def main():
     ap.add_argument("--full", action="store_true", help="the whole echo matrix")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--duration", type=float, default=2.0, help="seconds per echo/http run")
-    ap.add_argument("--only", default="echo,micro,http")
+    ap.add_argument("--only", default="echo,micro,bulk,http")
     ap.add_argument("--echo", type=parse_echo, default=None,
                     help="echo runs instead of the default set: KIND:tcp|unix:SIZE:CONNS,... "
                          "(e.g. buffered:tcp:102400:20)")

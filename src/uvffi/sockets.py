@@ -45,6 +45,12 @@ _SCRATCH_FROM = 64 * 1024
 _SCRATCH_MAX = 1024 * 1024
 _C_SCRATCH = sys.implementation.name == "pypy" and os.name == "posix"
 _sock_recv_c = lib.uvffi_sock_recv
+# sock_sendall's retries send a window of what is left, not all of it:
+# PyPy's socket.send() copies the whole memoryview slice it is given, and
+# that per-call copy of a many-megabyte tail made large sends quadratic.
+# CPython's slices are views, so there the window is everything.
+_SEND_WINDOW = (1024 * 1024 if sys.implementation.name == "pypy"
+                else sys.maxsize)
 _unpack = ffi.unpack
 
 
@@ -177,7 +183,7 @@ class SockMethodsMixin:
             return
         start = pos[0]
         try:
-            n = sock.send(view[start:])
+            n = sock.send(view[start:start + _SEND_WINDOW])
         except _RETRY:
             return
         except (SystemExit, KeyboardInterrupt):

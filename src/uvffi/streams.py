@@ -38,6 +38,10 @@ _PYPY = sys.implementation.name == "pypy"
 _new = ffi.new
 _new_unzeroed = ffi.new_allocator(should_clear_after_alloc=False)
 _memmove = ffi.memmove
+# PyPy's GC may move a small object (out of the nursery) while libuv still
+# points at it; objects this large are allocated outside the nursery and
+# never move, so their address can be handed to libuv as on CPython.
+_PYPY_UNMOVED_FROM = 256 * 1024
 _try_write = lib.uvffi_try_write
 _pending_error = lib.uvffi_stream_pending_error
 _UV_EOF = lib.UV_EOF
@@ -265,7 +269,7 @@ class StreamTransport(StreamContextMixin, ReadingMixin, ClosingMixin,
 
     def _write_rest(self, data, n):
         """What the kernel did not take of a fast-path write, to libuv."""
-        self._start_write(memoryview(data).cast("B")[n:], type(data) is bytes)
+        self._start_write(data, n)
         self._maybe_pause_protocol()
 
     def _write_general(self, data):
@@ -313,7 +317,7 @@ class StreamTransport(StreamContextMixin, ReadingMixin, ClosingMixin,
                                       "Fatal write error on socket transport")
                     return
                 n = 0
-            self._start_write(memoryview(data).cast("B")[n:], type(data) is bytes)
+            self._start_write(data, n, size)
         else:
             self._buffer.append(bytes(data))
             self._buffer_size += len(data) if type(data) is bytes else memoryview(data).nbytes
@@ -349,24 +353,31 @@ class StreamTransport(StreamContextMixin, ReadingMixin, ClosingMixin,
         if data:
             self.write(data)
 
-    def _start_write(self, data, immutable=False):
-        """Hand *data* (a byte buffer) to libuv, kept alive with its request
-        until the write callback: a view of it if it can never change (bytes,
-        on CPython), else a copy in C memory (the caller may reuse a
-        bytearray as soon as write() returns, as asyncio allows)."""
-        size = len(data)
-        if immutable and not _PYPY:
-            cbuf = _from_buffer(data)  # no copy: the cdata holds the bytes
+    def _start_write(self, data, offset=0, size=-1):
+        """Hand *data* (a byte buffer) from *offset* on to libuv, kept alive
+        with its request until the write callback: the buffer itself if it
+        can never change (bytes, on CPython), else a copy in C memory (the
+        caller may reuse a bytearray as soon as write() returns, as asyncio
+        allows).  The tail is addressed through a pointer into the whole
+        buffer, never through a memoryview slice: copying out of a sliced or
+        cast memoryview goes byte by byte on PyPy."""
+        if size < 0:
+            size = len(data) if type(data) is bytes else memoryview(data).nbytes
+        size -= offset
+        whole = _from_buffer(data)
+        if type(data) is bytes and (not _PYPY or size >= _PYPY_UNMOVED_FROM):
+            keep = whole  # no copy: the cdata holds the bytes
+            cbuf = whole + offset if offset else whole
         else:
-            cbuf = _new_unzeroed("char[]", size)  # overwritten at once
-            _memmove(cbuf, data, size)
+            keep = cbuf = _new_unzeroed("char[]", size)  # overwritten at once
+            _memmove(cbuf, whole + offset if offset else whole, size)
         req = _new("uv_write_t *")
         rc = lib.uvffi_write(req, self._stream.ptr, cbuf, size)
         if rc < 0:
             self._fatal_error(exception_from_uv(rc),
                               "Fatal write error on socket transport")
             return
-        self._inflight = (req, cbuf)
+        self._inflight = (req, keep)
         self._inflight_size = size
         self._close_write_gate()
 
@@ -389,7 +400,7 @@ class StreamTransport(StreamContextMixin, ReadingMixin, ClosingMixin,
             self._buffer_size = 0
             data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
             if not self._conn_lost:
-                self._start_write(data, True)  # bytes, joined or copied by write()
+                self._start_write(data)  # bytes, joined or copied by write()
         self._maybe_resume_protocol()  # may write more
         if self._inflight is None and not self._buffer:
             self._open_write_gate()
