@@ -23,81 +23,16 @@ import uvffi
 from uvffi import embedding
 from uvffi._uv import ffi, lib
 from _childenv import child_env
+from _uvhost import Host, close_host
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
 IS_PYPY = sys.implementation.name == "pypy"
-WATCHDOG_MS = 20000  # a hung host fails the test instead of hanging it
-
-
-class Host:
-    """A libuv loop that the test owns and runs, as a C host would."""
-
-    def __init__(self):
-        self.ptr = ffi.new("uv_loop_t *")
-        assert lib.uv_loop_init(self.ptr) == 0
-        self.address = int(ffi.cast("uintptr_t", self.ptr))
-        self.watchdog_fired = False
-        # Unreferenced: wakes a stuck uv_run and stops it, but never keeps
-        # uv_run(DEFAULT) alive by itself.
-        self._watchdog = ffi.new("uv_timer_t *")
-        self._watchdog_cb = ffi.callback("void(uv_timer_t *)", self._on_watchdog)
-        lib.uv_timer_init(self.ptr, self._watchdog)
-        lib.uv_timer_start(self._watchdog, self._watchdog_cb, WATCHDOG_MS, 0)
-        lib.uv_unref(self._watchdog)
-        # bounds each uv_run(ONCE) of run_until(): work done before the host
-        # polls does not wake the poll, as with any libuv host
-        self._tick = ffi.new("uv_timer_t *")
-        lib.uv_timer_init(self.ptr, self._tick)
-        self.closed = False
-        self.errors = []  # what the guest loops' exception handlers saw
-
-    def _on_watchdog(self, timer):
-        self.watchdog_fired = True
-        lib.uv_stop(self.ptr)
-
-    def run(self, mode=lib.UV_RUN_DEFAULT):
-        rc = lib.uv_run(self.ptr, mode)
-        assert not self.watchdog_fired, "the host's uv_run hung"
-        return rc
-
-    def run_until(self, predicate, timeout=15.0):
-        """uv_run(ONCE) until predicate() holds."""
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            assert time.monotonic() < deadline, "timed out"
-            lib.uvffi_timer_start_noop(self._tick, 50)
-            self.run(lib.UV_RUN_ONCE)
-            lib.uv_timer_stop(self._tick)
-
-    def handle_count(self):
-        # our watchdog and tick timers are two of them
-        return lib.uvffi_count_handles(self.ptr) - (0 if self.closed else 2)
-
-    def close(self):
-        if not self.closed:
-            lib.uv_close(self._watchdog, ffi.NULL)
-            lib.uv_close(self._tick, ffi.NULL)
-            self.closed = True
-        lib.uv_run(self.ptr, lib.UV_RUN_DEFAULT)
-        return lib.uv_loop_close(self.ptr)
-
-
 @pytest.fixture
 def host():
     h = Host()
     yield h
-    # close whatever guest loops a failing test left behind
-    for lp in list(embedding._foreign_loops):
-        if int(ffi.cast("uintptr_t", lp._uv_loop)) == h.address:
-            if lp.is_guest_running():
-                try:
-                    lp.stop_guest()
-                except BaseException:
-                    pass
-            lp.close()
-    assert h.close() == 0, "the host's loop still has handles"
-    assert h.errors == [], "errors reached the exception handler"
+    close_host(h)
 
 
 def foreign(host):
@@ -674,7 +609,9 @@ def test_a_c_extension_uses_the_capsule(loop, tmp_path):
 # -- the C host example --------------------------------------------------------------------
 
 
-def test_c_host_example(tmp_path):
+@pytest.fixture(scope="module")
+def c_host(tmp_path_factory):
+    """examples/embedding's host, built once for this module."""
     if IS_PYPY:
         pytest.skip("the example host embeds CPython (libpython); PyPy has no "
                     "Development.Embed library to link")
@@ -682,7 +619,7 @@ def test_c_host_example(tmp_path):
         pytest.skip("cmake not found")
     if not sysconfig.get_config_var("Py_ENABLE_SHARED") and not sysconfig.get_config_var("LIBRARY"):
         pytest.skip("this Python has no library to embed")
-    build = tmp_path / "build"
+    build = tmp_path_factory.mktemp("embed") / "build"
     conf = subprocess.run(
         ["cmake", "-S", os.path.join(TOP, "examples", "embedding"), "-B", str(build),
          "-DPython_EXECUTABLE=" + sys.executable],
@@ -695,9 +632,10 @@ def test_c_host_example(tmp_path):
         pytest.skip("no Python embedding library (Development.Embed)")
     proc = subprocess.run(["cmake", "--build", str(build)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    exe = build / "uvffi_embed_host"
-    env = child_env()
-    run = subprocess.run([str(exe)], capture_output=True, text=True, env=env, timeout=120)
+    return build / "uvffi_embed_host"
+
+
+def _check_c_host_output(run):
     out = run.stdout
     assert run.returncode == 0, out + run.stderr
     for i in range(1, 6):
@@ -710,6 +648,31 @@ def test_c_host_example(tmp_path):
     # the Python task ran while the host's uv_run was in charge
     assert out.index("host: running uv_run") < out.index("python: tick 1")
     assert out.index("python: tick 3") < out.index("host: uv_run returned")
+    # asyncio.run's ending ran inside the host's iterations, before uv_run
+    # returned: the leftover task was cancelled, nothing was destroyed pending
+    assert out.index("python: background task cancelled") < out.index("host: uv_run returned")
+    assert "Task was destroyed" not in out + run.stderr
+
+
+def test_c_host_example(c_host):
+    run = subprocess.run([str(c_host)], capture_output=True, text=True,
+                         env=child_env(), timeout=120)
+    _check_c_host_output(run)
+
+
+def test_c_host_example_finds_uvffi_in_the_active_virtual_environment(c_host, tmp_path):
+    # the documented command after `pip install .` in a venv: no PYTHONPATH
+    import uvffi as installed
+    if sys.prefix == sys.base_prefix:
+        pytest.skip("not running in a virtual environment")
+    if not os.path.abspath(installed.__file__).startswith(os.path.abspath(sys.prefix)):
+        pytest.skip("uvffi is imported from a source tree, not installed in the venv")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env["VIRTUAL_ENV"] = sys.prefix
+    run = subprocess.run([str(c_host), os.path.join(TOP, "examples", "embedding")],
+                         capture_output=True, text=True, env=env, timeout=120,
+                         cwd=str(tmp_path))
+    _check_c_host_output(run)
 
 
 def test_buffered_protocol_large_reads_on_a_hosts_loop(host):
@@ -787,3 +750,12 @@ def test_plain_protocol_large_reads_on_a_hosts_loop(host):
     finally:
         finish(loop, host)
         b.close()
+
+
+@pytest.mark.parametrize("binding", ["ctypes", "cffi"])
+def test_pointer_out_example_runs_a_foreign_timer_on_the_uvffi_loop(binding):
+    example = os.path.join(TOP, "examples", "embedding", "pointer_out_%s.py" % binding)
+    proc = subprocess.run([sys.executable, example], env=child_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout == "%s timer fired 3 times\n%s timer closed\n" % (binding, binding)

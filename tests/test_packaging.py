@@ -66,6 +66,13 @@ running: bool = guest.is_guest_running()
 policy: asyncio.AbstractEventLoopPolicy = uvffi.EventLoopPolicy()
 uvffi.install()
 version: str = uvffi.__version__
+capsule: object = loop.uv_loop_capsule
+address: int = uvffi.embedding.uv_loop_address(capsule)
+run_: uvffi.embedding.GuestRun[int] = uvffi.embedding.start(addr, main())
+run_.shutdown()
+done: bool = run_.done
+result: int = run_.finish()
+left: int = uvffi.embedding.pending_close_count()
 if sys.version_info >= (3, 11):
     with asyncio.Runner(loop_factory=uvffi.new_event_loop) as runner:
         z: int = runner.run(main())
@@ -78,6 +85,7 @@ import uvffi
 
 uvffi.run(42)
 s: str = uvffi.new_event_loop().uv_loop_t
+t: str = uvffi.embedding.start(0, uvffi.Loop().shutdown_asyncgens()).finish()
 '''
 
 
@@ -107,9 +115,10 @@ def test_mypy_rejects_wrong_types_so_the_stub_is_used(tmp_path):
     proc = _mypy(tmp_path, MYPY_BAD)
     assert proc.returncode == 1, proc.stdout
     errors = [ln for ln in proc.stdout.splitlines() if ": error:" in ln]
-    assert len(errors) == 2, proc.stdout
+    assert len(errors) == 3, proc.stdout
     assert 'Argument 1 to "run" has incompatible type "int"' in errors[0]
     assert 'expression has type "int", variable has type "str"' in errors[1]
+    assert 'expression has type "None", variable has type "str"' in errors[2]
 
 
 def _need_build_tools():
@@ -129,6 +138,8 @@ def sdist(tmp_path_factory):
     proc = subprocess.run(
         [sys.executable, "-m", "build", "--sdist", "--no-isolation",
          "--outdir", str(out), ROOT],
+        # not the checkout: its build/ directory would shadow the build package
+        cwd=str(out),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout
     (path,) = out.glob("uvffi-*.tar.gz")

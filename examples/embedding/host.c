@@ -9,11 +9,15 @@
  * host closes its loop.
  *
  *   usage: uvffi_embed_host [DIR-OF-guest_app.py]
- *   (uvffi must be importable: PYTHONPATH=.../src or installed) */
+ *   uvffi must be importable: installed in the active virtual environment
+ *   ($VIRTUAL_ENV, which the host hands to Python as its program name so that
+ *   Python finds the venv's site-packages), installed system-wide, or on
+ *   PYTHONPATH (a source tree after tools/devbuild.sh: PYTHONPATH=src). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <uv.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #ifndef UVFFI_EXAMPLE_DIR
 #define UVFFI_EXAMPLE_DIR "."
@@ -46,6 +50,35 @@ static int call_guest(PyObject *module, const char *name, PyObject *arg)
     return 0;
 }
 
+/* Python as an embedded interpreter; inside an activated virtual environment
+ * it is that venv's Python (pyvenv.cfg next to $VIRTUAL_ENV/bin/python makes
+ * sys.prefix the venv), as if the user had run the venv's python. */
+static int start_python(void)
+{
+    const char *venv = getenv("VIRTUAL_ENV");
+    PyConfig config;
+    PyStatus status;
+
+    PyConfig_InitPythonConfig(&config);
+    if (venv != NULL && venv[0] != '\0') {
+        char program[4096];
+        snprintf(program, sizeof program, "%s/bin/python", venv);
+        status = PyConfig_SetBytesString(&config, &config.program_name, program);
+        if (PyStatus_Exception(status))
+            goto fail;
+    }
+    status = Py_InitializeFromConfig(&config);
+    if (PyStatus_Exception(status))
+        goto fail;
+    PyConfig_Clear(&config);
+    return 0;
+fail:
+    PyConfig_Clear(&config);
+    fprintf(stderr, "host: cannot start Python: %s\n",
+            status.err_msg ? status.err_msg : "unknown error");
+    return -1;
+}
+
 /* uv_run without holding the GIL: uvffi's callbacks take it when they run
  * (cffi does PyGILState_Ensure), and Python threads -- run_in_executor,
  * call_soon_threadsafe -- need it while the host sleeps in its poll. */
@@ -69,7 +102,8 @@ int main(int argc, char **argv)
     uv_timer_init(&loop, &host_timer);
     uv_timer_start(&host_timer, on_host_tick, 30, 30);
 
-    Py_Initialize();
+    if (start_python() != 0)
+        return 1;
     sys_path = PySys_GetObject("path");              /* borrowed */
     entry = PyUnicode_DecodeFSDefault(dir);
     if (sys_path == NULL || entry == NULL || PyList_Insert(sys_path, 0, entry) != 0) {

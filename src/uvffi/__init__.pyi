@@ -4,6 +4,8 @@ import asyncio.events
 import sys
 from typing import Any, Coroutine, Optional, TypeVar
 
+from . import embedding as embedding
+
 _T = TypeVar("_T")
 
 __version__: str

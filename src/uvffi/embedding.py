@@ -28,11 +28,16 @@ from asyncio import events
 from ._uv import ffi, lib
 from . import _callbacks
 from .handles import Check, Idle, Prepare, Timer
+from . import guestrun
 
 try:  # the C-API side of PyCapsule support (see _binding/capsule.c)
     from . import _capsule
 except ImportError:  # pragma: no cover - only in a half-built tree
     _capsule = None
+
+# the life-cycle API (asyncio.run for a guest), public here
+GuestRun = guestrun.GuestRun
+start = guestrun.start
 
 # asyncio caps a poll at one day (base_events.MAXIMUM_SELECT_TIMEOUT)
 _MAX_TIMEOUT = 24 * 3600
