@@ -192,6 +192,56 @@ def test_io_callbacks_run_with_the_guest_as_running_loop(host):
         wsock.close()
 
 
+def test_io_callbacks_see_the_guest_as_running_loop_while_it_is_busy(host):
+    # a busy guest (callbacks always ready) runs no prepare step: reader
+    # and protocol callbacks must still see the guest as the running loop
+    loop = guest(host)
+    rsock, wsock = socket.socketpair()
+    rsock.setblocking(False)
+    seen = []
+
+    def on_readable():
+        seen.append((rsock.recv(100), asyncio.get_running_loop() is loop))
+
+    class Server(asyncio.Protocol):
+        def data_received(self, data):
+            seen.append((data, asyncio.get_running_loop() is loop))
+
+    async def spin(stop):
+        while not stop.is_set():
+            await asyncio.sleep(0)
+
+    async def main():
+        stop = asyncio.Event()
+        spinner = asyncio.ensure_future(spin(stop))
+        loop.add_reader(rsock.fileno(), on_readable)
+        server = await loop.create_server(Server, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+        for i in range(20):
+            transport.write(b"x")
+            threading.Timer(0.001, wsock.send, (b"y",)).start()
+            await asyncio.sleep(0.003)
+        while len(b"".join(d for d, _ in seen)) < 40:
+            await asyncio.sleep(0.01)
+        stop.set()
+        await spinner
+        loop.remove_reader(rsock.fileno())
+        transport.close()
+        server.close()
+        await server.wait_closed()
+
+    try:
+        task = loop.create_task(main())
+        host.run_until(task.done)
+        task.result()
+        assert seen and all(ok for _, ok in seen), seen
+    finally:
+        finish(loop, host)
+        rsock.close()
+        wsock.close()
+
+
 def test_async_generators_are_registered_with_the_guest(host):
     loop = guest(host)
 

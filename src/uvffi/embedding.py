@@ -26,7 +26,6 @@ import threading
 from asyncio import events
 
 from ._uv import ffi, lib
-from . import _callbacks
 from .handles import Check, Idle, Prepare, Timer
 from . import guestrun
 
@@ -113,21 +112,33 @@ class _Guest:
     and closed with the loop."""
 
     __slots__ = ("prepare", "check", "idle", "timer", "active", "paused",
-                 "entered", "in_step", "idle_on", "timer_on", "prev_loop",
-                 "prev_hooks", "prev_driver", "saved_selector",
+                 "entered", "in_step", "busy", "timer_on", "due", "armed_n",
+                 "prev_loop", "prev_hooks", "saved_selector",
                  "signals")
 
     def __init__(self, loop):
         self.prepare = Prepare(loop, loop._guest_on_prepare)
         self.check = Check(loop, loop._guest_on_check)
         self.idle = Idle(loop, None)       # started with a C no-op callback
-        self.timer = Timer(loop, None)     # idem
+        self.timer = Timer(loop, self._on_timer)
         self.prepare.ref(False)  # the check handle carries keep_alive
         self.active = self.paused = self.entered = self.in_step = False
-        self.idle_on = self.timer_on = False
-        self.prev_loop = self.prev_hooks = self.prev_driver = None
+        # busy: asyncio had callbacks ready after the last step; then the
+        # idle handle keeps the host's poll from blocking and the prepare
+        # handle is stopped (the check step runs two steps instead)
+        self.busy = self.timer_on = False
+        # idle, a host iteration runs no asyncio step unless there is work:
+        # callbacks ready, the guest timer fired (due) or timers were added
+        # since the last step armed it (the queue's count only grows
+        # outside steps)
+        self.due = False
+        self.armed_n = -1
+        self.prev_loop = self.prev_hooks = None
         self.saved_selector = None
         self.signals = False
+
+    def _on_timer(self):
+        self.due = True
 
     def start(self, keep_alive):
         self.check.ref(keep_alive)
@@ -139,9 +150,9 @@ class _Guest:
         loop any more (handles stay initialised for a later start)."""
         self.prepare.stop()
         self.check.stop()
-        if self.idle_on:
+        if self.busy:
             self.idle.stop()
-            self.idle_on = False
+            self.busy = False
         if self.timer_on:
             self.timer.stop()
             self.timer_on = False
@@ -236,6 +247,12 @@ class EmbeddingMixin:
         self._set_coroutine_origin_tracking(self._debug)
         _local.guest = self
         _guest_loops.add(self)
+        # The async-generator hooks stay installed for all of guest mode,
+        # as run_forever installs them for its whole run: swapping them at
+        # every host iteration was most of a guest step's cost on PyPy.
+        g.prev_hooks = sys.get_asyncgen_hooks()
+        sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
+                               finalizer=self._asyncgen_finalizer_hook)
         g.active = True
         g.paused = False
         if not self._uv_owned:
@@ -299,30 +316,58 @@ class EmbeddingMixin:
     # -- guest mode: callbacks from the host's uv_run ------------------------------
 
     def _guest_on_prepare(self):
+        # Runs only while asyncio was idle at the end of the last step (the
+        # prepare handle is stopped while it is busy, see _guest_arm): it
+        # makes the guest the running loop for the host's poll, and runs
+        # work that arrived since (a timer, host code between uv_run calls)
+        # before the poll can block.
+        g = self._guest
         try:
-            if self._guest_enter():
-                self._guest_step()
-                # The host polls next: what it reads for us waits behind
-                # the callbacks queued by now, as _run_once orders a poll
-                # (the check step delivers it).
-                self._uv_defer_io = bool(self._ready)
+            if g.entered or self._guest_enter():
+                if (self._ready or g.due or self._scheduled.n != g.armed_n
+                        or self._stopping or self._fatal is not None):
+                    self._guest_step()
+                    # The host polls next: what it reads for us waits
+                    # behind the callbacks queued by now, as _run_once
+                    # orders a poll (the check step delivers it).
+                    self._uv_defer_io = bool(self._ready)
         except BaseException as exc:  # noqa: BLE001 - cannot cross the host
             self._uv_defer_io = False
             self._guest_fail(exc)
 
     def _guest_on_check(self):
         self._uv_defer_io = False
+        g = self._guest
         try:
-            if self._guest_enter():
+            if g.entered or self._guest_enter():
                 try:
-                    self._guest_step()
+                    # idle, an iteration where nothing reached asyncio (the
+                    # host's own work) costs no step
+                    if (g.busy or self._ready or g.due
+                            or self._scheduled.n != g.armed_n
+                            or self._stopping or self._fatal is not None):
+                        self._guest_step()
+                    if g.busy and g.active and self._ready:
+                        # the step the stopped prepare handle would run
+                        # before the next poll: one poll per two steps, as
+                        # with prepare, for one crossing instead of two
+                        self._guest_step()
                 finally:
-                    self._guest_exit()
+                    # Busy, the guest stays the running loop until the next
+                    # check (no prepare step enters it for the poll): it
+                    # steps out once asyncio goes idle, or leaves guest mode.
+                    if not (g.busy and g.active):
+                        self._guest_exit()
+                if g.busy and g.active:
+                    self._uv_defer_io = bool(self._ready)
         except BaseException as exc:  # noqa: BLE001 - cannot cross the host
+            self._uv_defer_io = False
             self._guest_fail(exc)
 
     def _guest_enter(self):
-        """Become the running loop of this thread until the check phase."""
+        """Become the running loop of this thread until the check phase.
+        (uvffi's error routing finds the guest as the running loop: no
+        driving loop is recorded.)"""
         g = self._guest
         if g is None or not g.active or g.paused:
             return False
@@ -333,11 +378,7 @@ class EmbeddingMixin:
                 "guest mode was started in thread %s but the host ran the "
                 "loop in thread %s" % (self._thread_id, threading.get_ident()))
         g.prev_loop = events._get_running_loop()
-        g.prev_hooks = sys.get_asyncgen_hooks()
-        g.prev_driver = _callbacks.set_driving_loop(self)
         events._set_running_loop(self)
-        sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
-                               finalizer=self._asyncgen_finalizer_hook)
         g.entered = True
         return True
 
@@ -347,9 +388,7 @@ class EmbeddingMixin:
             return
         g.entered = False
         events._set_running_loop(g.prev_loop)
-        sys.set_asyncgen_hooks(*g.prev_hooks)
-        _callbacks.set_driving_loop(g.prev_driver)
-        g.prev_loop = g.prev_hooks = g.prev_driver = None
+        g.prev_loop = None
 
     def _guest_step(self):
         """One asyncio iteration without blocking, then arm idle/timer."""
@@ -357,6 +396,7 @@ class EmbeddingMixin:
         if self._fatal is not None:  # e.g. Ctrl-C seen by an I/O callback
             self._guest_raise_fatal()
         g.in_step = True
+        g.due = False
         try:
             self._run_once()
         finally:
@@ -381,22 +421,34 @@ class EmbeddingMixin:
         """Make the host's next poll return when asyncio has work."""
         g = self._guest
         if self._ready:
-            if not g.idle_on:
+            if not g.busy:
                 lib.uvffi_idle_start_noop(g.idle.ptr)
-                g.idle_on = True
+                g.prepare.stop()
+                g.busy = True
             return
-        if g.idle_on:
+        if g.busy:
             g.idle.stop()
-            g.idle_on = False
-        when = self._scheduled.peek_when()
+            g.prepare.start()
+            g.busy = False
+        q = self._scheduled
+        when = q.peek_when()
+        g.armed_n = q.n
         if when is not None:
             delay = min(when - self.time(), _MAX_TIMEOUT)
             ms = math.ceil(delay * 1000.0) if delay > 0 else 0
-            lib.uvffi_timer_start_noop(g.timer.ptr, ms)
+            g.timer.start(ms)
             g.timer_on = True
         elif g.timer_on:
             g.timer.stop()
             g.timer_on = False
+
+    def _guest_rearm(self):
+        """After work was queued from outside the guest's steps (host code
+        between uv_run calls): make the host's next iteration run it even
+        when nothing else keeps the host's loop alive."""
+        g = self._guest
+        if g is not None and g.active and not g.paused and not g.in_step:
+            self._guest_arm()
 
     def _guest_fail(self, exc):
         """A BaseException cannot propagate through the host's C code: keep
@@ -413,6 +465,7 @@ class EmbeddingMixin:
                 exc = again
         if self._guest_exc is None:
             self._guest_exc = exc
+        self._uv_defer_io = False
         g = self._guest
         if g is not None:
             g.paused = True
@@ -432,6 +485,9 @@ class EmbeddingMixin:
         g.pause()
         self._uv_defer_io = False  # (set between prepare and check)
         self._guest_exit()
+        if g.prev_hooks is not None:
+            sys.set_asyncgen_hooks(*g.prev_hooks)
+            g.prev_hooks = None
         if g.saved_selector is not None:
             self._selector = g.saved_selector
             self._uv_nowait = self._uv_loop if self._uv_owned else None

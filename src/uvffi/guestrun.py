@@ -75,6 +75,7 @@ class GuestRun:
             self.task.cancel()  # _main_done starts the ending
         else:
             self._begin_ending()
+        self.loop._guest_rearm()
 
     def finish(self):
         """Close the guest loop (never the host's) and return the main
@@ -99,6 +100,8 @@ class GuestRun:
             finally:
                 loop.close()
         if stopped_by is not None:
+            if self.task.done() and not self.task.cancelled():
+                self.task.exception()  # seen: no "never retrieved" log
             raise stopped_by
         return self.task.result()
 
