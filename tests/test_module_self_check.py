@@ -21,7 +21,7 @@ def test_python_m_uvffi_reports_and_passes():
     assert done.returncode == 0, done.stdout + done.stderr
     assert lines[0] == "uvffi %s" % uvffi.__version__
     assert lines[1].startswith("libuv 1.")
-    assert lines[1].endswith(("(system)", "(vendored)", "(unknown)"))
+    assert lines[1].endswith(("(system)", "(vendored)", "(host)"))
     assert lines[2].startswith("Python ")
     for name in ("loopback echo", "timer", "subprocess"):
         assert any(line.split()[:len(name.split()) + 1] == name.split() + ["pass"]

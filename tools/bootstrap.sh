@@ -11,10 +11,13 @@ py=${1:-python3}
 venv=${2:-$top/.venv}
 extras=${3:-}
 
+# What CMake can build on: a libuv source tree (UVFFI_LIBUV_SOURCE, or the
+# vendor/libuv submodule when fetched: a fresh clone leaves it empty), or,
+# unless UVFFI_LIBUV=VENDOR, the system's libuv >= 1.44 seen by pkg-config.
 have_libuv() {
-  pkg-config --atleast-version=1.44 libuv 2>/dev/null && return 0
-  [ -d "$top/vendor/libuv/src" ] && return 0
-  return 1
+  [ -f "${UVFFI_LIBUV_SOURCE:-$top/vendor/libuv}/CMakeLists.txt" ] && return 0
+  [ "${UVFFI_LIBUV:-AUTO}" != VENDOR ] && command -v pkg-config >/dev/null &&
+    pkg-config --atleast-version=1.44 libuv 2>/dev/null
 }
 
 apt_install() {
@@ -33,7 +36,7 @@ apt_install() {
   fi
 }
 
-if ! command -v pkg-config >/dev/null || ! have_libuv; then
+if ! have_libuv; then
   apt_install libuv1-dev pkg-config
 fi
 

@@ -2,9 +2,10 @@
 its own): a libuv timer that is not uvffi's runs on a uvffi loop, inside
 the loop's own uv_run.
 
-libuv is opened from uvffi's extension module itself (it is linked to the
-system's libuv, or contains the vendored one): C code that touches the loop
-must use the same libuv as the loop, never a second copy.
+libuv is opened from uvffi's extension module itself, which is linked to
+the system's libuv: C code that touches the loop must use the same libuv as
+the loop, never a second copy.  (A vendored build keeps its static libuv
+private, so this needs the system build: docs/install.md.)
 
     python examples/embedding/pointer_out_cffi.py
 """
@@ -14,6 +15,10 @@ import cffi
 
 import uvffi
 from uvffi import _uv
+
+if _uv.lib.UVFFI_LIBUV_VENDORED:
+    raise SystemExit("this uvffi links a private copy of libuv (UVFFI_LIBUV="
+                     "VENDOR): C code cannot share it; use the system build")
 
 ffi = cffi.FFI()
 ffi.cdef("""

@@ -14,16 +14,19 @@ _TIMEOUT = 5.0
 
 
 def libuv_origin():
-    """'system' when libuv is a shared library loaded into this process
-    (the build found it with pkg-config), 'vendored' when it is linked
-    into the extension (vendor/libuv); 'unknown' where this cannot be
-    read (no /proc/self/maps)."""
+    """'vendored' when libuv was built from a source tree and linked into
+    the extension (UVFFI_LIBUV=VENDOR), 'system' when the build used the
+    system's shared libuv (pkg-config), 'host' when it binds to the libuv
+    of the process that loaded it (UVFFI_LIBUV=HOST).  The build says so itself: a flag
+    compiled into the shim, since what is mapped into the process can be
+    another module's libuv."""
+    if lib.UVFFI_LIBUV_VENDORED:
+        return "vendored"
     try:
-        with open("/proc/self/maps") as maps:
-            mapped = maps.read()
-    except OSError:
-        return "unknown"
-    return "system" if "/libuv.so" in mapped or "/libuv-" in mapped else "vendored"
+        from . import _libuv_host  # noqa: F401 - written by HOST builds only
+    except ImportError:
+        return "system"
+    return "host"
 
 
 async def _echo():

@@ -48,6 +48,9 @@ typedef void (*uv_alloc_cb)(uv_handle_t *handle, size_t suggested_size, uv_buf_t
 
 enum uv_poll_event { UV_READABLE = 1, UV_WRITABLE = 2, UV_DISCONNECT = 4, UV_PRIORITIZED = 8 };
 
+/* 1: libuv built from a source tree into the module; 0: the system libuv */
+#define UVFFI_LIBUV_VENDORED ...
+
 /* error codes we test for by name */
 #define UV_EOF ...
 #define UV_EAGAIN ...

@@ -20,6 +20,13 @@
 #  endif
 #endif
 
+/* 1 when libuv is linked in from a source tree (CMake's UVFFI_LIBUV=VENDOR
+ * build defines it), 0 for the system's shared libuv: python -m uvffi
+ * reports it. */
+#ifndef UVFFI_LIBUV_VENDORED
+#  define UVFFI_LIBUV_VENDORED 0
+#endif
+
 /* How a stream reads (uvffi_stream.c: uvffi_read_start). */
 #define UVFFI_READ_PLAIN 0   /* a per-thread buffer, one callback per read */
 #define UVFFI_READ_BATCH 1   /* a uvffi_loop_t's batch */
