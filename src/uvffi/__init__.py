@@ -1,4 +1,9 @@
 """uvffi: an asyncio event loop whose engine is libuv, bound through cffi."""
+try:
+    from . import _uv  # noqa: F401 - the libuv binding, first of all
+except ImportError as _exc:  # e.g. a UVFFI_LIBUV=HOST build outside its host
+    from ._importerror import explain as _explain
+    raise _explain(_exc) from _exc
 from .loop import Loop
 from .embedding import uv_loop_address
 from .runner import EventLoopPolicy, install, new_event_loop, run
