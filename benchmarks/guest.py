@@ -1,6 +1,8 @@
 """Guest mode against uvffi's own run loop (docs/embedding.md).
 
     python guest.py    -> prints one JSON object of figures
+(uvffi from the environment, e.g. PYTHONPATH=src after tools/devbuild.sh;
+run.py's micro group has the same measures as rows: micro.py)
 
 - sleep0_chain: a chain of await asyncio.sleep(0), under run_until_complete
   and in guest mode on a host's loop that Python drives with one
@@ -12,14 +14,12 @@ CPU time (time.process_time) is the steadier figure on a shared machine."""
 import argparse
 import asyncio
 import json
-import os
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
-import uvffi  # noqa: E402
-import uvffi.embedding  # noqa: E402
-from uvffi._uv import ffi, lib  # noqa: E402
+import uvffi
+import uvffi.embedding
+from uvffi._uv import ffi, lib
 
 
 async def _chain(n):

@@ -101,9 +101,43 @@ def subprocess_spawn(loop, n=100):
     return n
 
 
+def sleep0_chain(loop, n=100_000):
+    async def chain():
+        for _ in range(n):
+            await asyncio.sleep(0)
+    loop.run_until_complete(chain())
+    return n
+
+
+def _uvffi_only(loop):
+    if not hasattr(loop, "uv_loop_t"):
+        raise RuntimeError("guest mode is uvffi's")
+    import guest
+    return guest
+
+
+def sleep0_chain_guest(loop, n=100_000):
+    # the same chain in guest mode, on a host's loop driven by one uv_run
+    _uvffi_only(loop).chain_guest(n)
+    return n
+
+
+def host_iterations_no_guest(loop, n=300_000):
+    # a host's uv_run(NOWAIT) with work of its own (an idle handle)
+    _uvffi_only(loop).host_iterations(n, guest=False)
+    return n
+
+
+def host_iterations_idle_guest(loop, n=300_000):
+    # the same with a uvffi guest in guest mode that waits for nothing
+    _uvffi_only(loop).host_iterations(n, guest=True)
+    return n
+
+
 BENCHMARKS = {f.__name__: f for f in (
     call_soon_chained, call_soon_batch, timers_half_cancelled, sleep0_tasks,
-    future_pingpong, getaddrinfo, subprocess_spawn)}
+    future_pingpong, getaddrinfo, subprocess_spawn, sleep0_chain,
+    sleep0_chain_guest, host_iterations_no_guest, host_iterations_idle_guest)}
 
 
 def main(loop_name, name):
