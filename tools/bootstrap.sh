@@ -49,8 +49,30 @@ esac
 if [ ! -x "$venv/bin/python" ]; then
   "$py" -m venv "$venv" >&2 || { apt_install python3-venv; "$py" -m venv "$venv" >&2; }
 fi
+# The venv is reused as it is when nothing that goes into the build changed
+# since it was installed: the package sources, the build files, the build's
+# environment variables and the extras (a rebuild takes ~20 s, an example 5).
+fingerprint() {
+  {
+    echo "extras=$extras libuv=${UVFFI_LIBUV:-} source=${UVFFI_LIBUV_SOURCE:-}" \
+         "include=${UVFFI_LIBUV_INCLUDE:-} asan=${UVFFI_ASAN:-}"
+    cd "$top" && find src cmake CMakeLists.txt pyproject.toml -type f \
+      ! -name '*.so' ! -name '*.pyd' ! -name '*.pyc' -print 2>/dev/null |
+      LC_ALL=C sort | xargs sha256sum
+  } | sha256sum | cut -d' ' -f1
+}
+stamp="$venv/.uvffi-build-stamp"
+want=$(fingerprint)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] &&
+   "$venv/bin/python" -c 'import uvffi' 2>/dev/null; then
+  echo "uvffi: $venv is up to date with the tree (not rebuilt)" >&2
+  echo "$venv/bin/python"
+  exit 0
+fi
+rm -f "$stamp"
 "$venv/bin/python" -m pip install -q --upgrade pip >&2 2>/dev/null || true
 target="$top"
 [ -n "$extras" ] && target="$top[$extras]"
 "$venv/bin/python" -m pip install -q "$target" >&2
+echo "$want" > "$stamp"
 echo "$venv/bin/python"
