@@ -18,11 +18,8 @@ chosen per read by size (``Stream.mode``):
   CPython) and calls buffer_updated(), asyncio's recv_into round.
   Elsewhere libuv reads into the buffer (``_get_read_buffer``/``_read_buffer_filled``), which
   costs two C->Python calls per read.
-  Measured (CPython 3.11, echo of 100 KiB messages, 20 connections, server
-  CPU per request): 22.45 us with the copy against asyncio's 19.76, then
-  19.93 us direct against asyncio's 20.83 and uvloop's 18.78 (benchmarks/
-  RESULTS.md: 20.72, 21.53, 20.69); at 10 KiB the copy is cheaper (6.35
-  against 6.65 us).
+  Why by size: a large read's copy costs more than the batch saves, a small
+  one's less (docs/performance-notes.md, "BufferedProtocol reads").
 
 get_buffer() (and, for self reads, buffer_updated()) runs inside libuv's
 alloc callback in direct mode; see ``Stream.in_alloc`` for why whatever it
@@ -42,9 +39,8 @@ _CHAR_ARRAY = ffi.typeof("char[]")
 _memmove = ffi.memmove
 _stream_read = lib.uvffi_stream_read
 # Self reads' read on CPython: os.readv into the protocol's buffer, one C
-# call that takes the buffer as recv_into does.  ffi.from_buffer (keyword
-# parsing, a cdata) and a cffi call cost ~2,400 instructions more per read
-# (callgrind, echo 100 KiB x20: 13,056 -> 10,624 per request).  PyPy has no
+# call that takes the buffer as recv_into does, where ffi.from_buffer and a
+# cffi call would parse keywords and make a cdata per read.  PyPy has no
 # os.readv, and its JIT makes the cffi pair cheap.
 _readv = None if _PYPY else getattr(os, "readv", None)
 _UV_EOF = lib.UV_EOF
@@ -121,7 +117,8 @@ class BufferedReadsMixin:
         else:
             # the common case: all of it fits the first buffer
             try:
-                # CPython: slice assignment 57 ns per KiB, ffi.memmove 130
+                # CPython: slice assignment is the cheaper copy (PyPy:
+                # ffi.memmove, see _copy_in_pieces)
                 target[:nread] = data
             except (SystemExit, KeyboardInterrupt):
                 raise
@@ -150,7 +147,7 @@ class BufferedReadsMixin:
                 n = size
             try:
                 if _PYPY:
-                    # PyPy: ffi.memmove 93 ns per KiB, slice assignment 760
+                    # PyPy: ffi.memmove, its slice assignment copies item by item
                     _memmove(target, data[offset:] if offset else data, n)
                 else:
                     try:
@@ -240,9 +237,8 @@ class BufferedReadsMixin:
         # _get_read_buffer): get_buffer(), the read, buffer_updated().
         # The hot path of large reads, so get_buffer()/buffer_updated() are
         # called inline, not through _ask_buffer/_tell_updated as the other
-        # two paths: with four helper calls per read (callgrind, 100 KiB
-        # echo x20 TCP) it took 15,866 instructions per request, 13,766
-        # inline.
+        # two paths: four helper frames per read showed in the per-request
+        # cost.
         if self._loop._uv_defer_io:
             # behind the callbacks queued before this poll, get_buffer()
             # included: read and held (largereads.py)

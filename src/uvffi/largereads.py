@@ -5,9 +5,7 @@ asyncio's selector transport makes ``data_received``'s bytes with
 copies the data straight into it.  libuv reads into the loop's buffer
 instead, and the bytes are then a second copy (``ffi.unpack``).  For small
 reads that copy is nothing next to what batching them saves
-(streamhandle.py), but at 100 KiB it was most of the user time: perf on
-the echo of 100 KiB messages, 20 connections, put ``memmove`` at 6.8% of
-the server's samples, ~1.8 us of its ~26 us of CPU per request.
+(streamhandle.py), but at 100 KiB it was most of the user time.
 
 So while a plain protocol's reads are large (streamhandle.py's
 ``LARGE_READS_FROM``/``LARGE_READS_UNTIL``, as for bufferedreads.py's
@@ -20,17 +18,12 @@ How much one read asks for: ``SELF_READ_MAX``, under glibc's mmap
 threshold (128 KiB).  ``os.read`` makes a bytes object of that size and
 shrinks it to what was read; a heap chunk shrinks in place, but asyncio's
 256 KiB is an mmap'd chunk, and every read then cost an mmap, an mremap and
-a munmap and faulted its pages in afresh (strace, same echo: sys time 22 ->
-95 us per request).  What is left in the socket comes in the next poll,
-as with asyncio.  Asking the kernel for the exact size first (FIONREAD)
-was tried: one syscall more per read (~0.45 us here) and ~700 instructions
-more (callgrind, 9,686 against 9,014 per request); the fixed size faults
-no more pages (0.001 minor faults per request either way).  With an
-allocator whose realloc moves a shrinking block, the copy comes back, no
-larger than the one this saves.
-Measured (CPython 3.11, same echo, server user time per request, median
-of 5): 4.25 -> 2.12 us on TCP, 3.79 -> 1.46 us on Unix sockets; uvloop
-4.32 and 2.92.
+a munmap and faulted its pages in afresh.  What is left in the socket comes
+in the next poll, as with asyncio.  Asking the kernel for the exact size
+first (FIONREAD) costs a syscall per read and faults no fewer pages.  With
+an allocator whose realloc moves a shrinking block, the copy comes back, no
+larger than the one this saves.  Figures: docs/performance-notes.md,
+"Large reads of a plain Protocol".
 
 CPython on POSIX only: PyPy's ``os.read`` copies out of a raw buffer
 anyway, and libuv's streams are no fds elsewhere.

@@ -50,9 +50,8 @@ def _warm_up_glibc_heap():
     M_TRIM_THRESHOLD is free there (128 KiB until it adjusts it), so a
     server that allocates and frees ~100 KiB objects in turn (a stream's
     buffer, the bytes of its reads) gets fresh pages, and their page
-    faults, on every message: on the streams echo of 100 KiB, one
-    connection, 21 minor faults and 158-252 us of CPU per request, against
-    0.003 and 81-94 us with this (uvloop: 9 and 113).  glibc raises the
+    faults, on every message (docs/performance-notes.md, "glibc's heap
+    thresholds").  glibc raises the
     threshold (to twice the mmap threshold, which becomes the block's size)
     the first time it frees an mmap'd block (mallopt(3), M_MMAP_THRESHOLD).
     asyncio's 256 KiB receive buffers do that by the way; uvffi's reads
@@ -81,10 +80,9 @@ _leaked_loops = []
 
 
 def _batch_reader(events):
-    """A function giving the first n numbers of a read batch as a list.
-    Measured per 15-read batch: on CPython a memoryview's tolist() takes
-    236 ns and ffi.unpack 408 ns; on PyPy tolist() takes 3.4 us and
-    ffi.unpack 0.1 us."""
+    """A function giving the first n numbers of a read batch as a list:
+    a memoryview's tolist() on CPython, ffi.unpack on PyPy, the cheaper
+    one on each (docs/performance-notes.md, "Read batches")."""
     if _PYPY:
         return functools.partial(ffi.unpack, events)
     view = memoryview(ffi.buffer(events)).cast("q")
@@ -127,11 +125,10 @@ class Loop(*_MIXINS, base_events.BaseEventLoop):
     On CPython 3.11 and 3.12, uvffi's own attributes are slots, and only
     BaseEventLoop's live in the instance dict: the interpreter's attribute
     caches (LOAD_ATTR/LOAD_METHOD specialisation) only work while an
-    instance dict keeps to its class's shared keys, at most 30 names.  With
-    all 43+ in the dict, a ``loop.method()`` call from Python cost ~310
-    instructions more than on asyncio's loop (callgrind; 73 against 27 ns).
-    Not on 3.13+: there, any slot takes the instance's inline values away,
-    and the same call cost ~600 instructions more than with no slots."""
+    instance dict keeps to its class's shared keys, at most 30 names.  Not
+    on 3.13+: there, any slot takes the instance's inline values away and
+    costs more than it saves (docs/performance-notes.md, "The loop's
+    attributes")."""
 
     __slots__ = tuple(_LOOP_STATE) if _STATE_IN_SLOTS else ()
 
@@ -177,8 +174,8 @@ class Loop(*_MIXINS, base_events.BaseEventLoop):
             rc = lib.uvffi_loop_reads_init(self._uv_loop, self_ref)
             if rc < 0:
                 raise exception_from_uv(rc)
-            # bytes come from slicing the cffi buffer (73 ns per KiB, against
-            # 157 for bytes(memoryview slice)); the memoryview gives views
+            # bytes come from slicing the cffi buffer (cheaper than
+            # bytes(memoryview slice)); the memoryview gives views
             self._read_view = ffi.buffer(read_mem)
             self._read_mv = memoryview(self._read_view)
             self._read_numbers = _batch_reader(events)

@@ -1,10 +1,10 @@
 """The hot scheduling paths: call_soon, call_at/call_later and one loop
 iteration, with BaseEventLoop's behaviour and fewer Python steps.
 
-Measured (see benchmarks/): with BaseEventLoop's own versions, a chain of
-call_soon ran at 0.77x asyncio's speed, because every iteration paid for the
-generic ``_run_once`` body, a ``select`` wrapper and thread-local
-bookkeeping.  What differs from CPython's code, and why:
+With BaseEventLoop's own versions every iteration paid for the generic
+``_run_once`` body, a ``select`` wrapper and thread-local bookkeeping
+(docs/performance-notes.md, "Scheduling").  What differs from CPython's
+code, and why:
 
 - Timers wait in a ``TimerQueue`` (timerqueue.py: millisecond buckets) and
   not in a heap of handles: asyncio's heap calls ``TimerHandle.__lt__`` in
@@ -44,8 +44,8 @@ logger = base_events.logger
 # for its debug flag on every handle; these are only made when debug is off,
 # and call_soon/call_later/call_at fill in their slots themselves.  They keep
 # object's own __init__ so that creating one runs no Python code: Handle() is
-# then a C-only call, 25-35 ns cheaper on 3.9-3.13 than object.__new__(Handle)
-# (which checks that the call is "safe" on every call).  Same class names as
+# then a C-only call, cheaper than object.__new__(Handle) (which checks that
+# the call is "safe" on every call).  Same class names as
 # asyncio's, for their repr.
 class Handle(events.Handle):
     __slots__ = ()
@@ -180,9 +180,8 @@ class SchedulerMixin:
         # Every Future asks its loop get_debug() (the C Future's __init__
         # does), and most come from create_future(): as partials of C
         # callables these two cost no Python frame.  Same results, read
-        # live (set_debug still works).  Measured: create_future() 257 ->
-        # 149 ns on CPython; on PyPy the partials are slower than the JIT'd
-        # methods (157 against 65 ns).  Not where a subclass overrides them.
+        # live (set_debug still works).  Not on PyPy, where the JIT'd
+        # methods are the cheaper ones, nor where a subclass overrides them.
         cls = type(self)
         if not _PYPY and cls.get_debug is base_events.BaseEventLoop.get_debug:
             self.get_debug = functools.partial(getattr, self, "_debug")
@@ -334,9 +333,7 @@ class SchedulerMixin:
         popleft = ready.popleft
         # One handle is the common case of a busy loop (a call_soon chain,
         # a task that awaits sleep(0)): a constant tuple saves making a
-        # range and its iterator (callgrind, 3.11: a call_soon chain took
-        # 9,178 -> 8,399 instructions per callback; a batch of 100,000 the
-        # same 7,03x)
+        # range and its iterator
         for _ in range(ntodo) if ntodo != 1 else _ONCE:
             handle = popleft()
             if handle._cancelled:

@@ -124,8 +124,8 @@ def _hold_rest(streams, view, batch, start):
 # and the read callback after a self read that changed the stream's
 # reading go through Stream.run_in_context; the self read and the write
 # callback, once per large read or queued write, call a plain stream's
-# owner inline, as run_in_context would: a Python call more each was
-# measurable there (callgrind, buffered 100 KiB echo: +4.8% per request).
+# owner inline, as run_in_context would: a Python call more each showed in
+# the per-request cost of large-message echoes.
 
 @def_extern("_uvffi_alloc")
 def _alloc(data, buf):

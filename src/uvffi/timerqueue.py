@@ -1,11 +1,9 @@
 """The timer queue behind ``loop._scheduled``: deadline buckets, not a heap.
 
-Measured on CPython 3.11 (benchmarks/micro.py timers_half_cancelled: 50k
-call_later, half cancelled): a heap of ``(when, seq, handle)`` tuples spent
-~1.1 us per pop (tuple comparisons and cache misses over 50k entries, and
-cancelled entries are popped too) and made one GC-tracked tuple per timer,
-which with the handle and its context made the collector run more often and
-walk more objects.  Here a timer is appended to the list of its millisecond
+A heap of ``(when, seq, handle)`` tuples spent most of a timer's cost in
+tuple comparisons and cache misses (cancelled entries are popped too) and
+made one GC-tracked tuple per timer, so the collector ran more often and
+walked more objects (docs/performance-notes.md, "Timers").  Here a timer is appended to the list of its millisecond
 (``int(when * 1000.0)``), a dict maps millisecond -> list, and a heap holds
 the milliseconds that have a list.  Only the earliest list is ever sorted
 (``list.sort`` by ``_when``, in C): once, when it becomes the head, and
