@@ -51,6 +51,21 @@ def report(loop, exc, message="Unhandled exception in a libuv callback"):
         loop._store_fatal(exc)
 
 
+def report_failure(obj, exc, message):
+    """A callback of handle *obj* raised *exc*: its owner's ``on_failure``
+    (a transport's ``_fatal_error``: the transport and protocol go in the
+    context, and the transport closes, as asyncio does when its own I/O
+    callbacks fail), else the loop's exception handler."""
+    fail = obj.on_failure
+    if fail is not None:
+        try:
+            fail(exc, message)
+            return
+        except Exception as again:  # noqa: BLE001 - reported below
+            exc = again
+    report(obj.loop, exc, message)
+
+
 def onerror(exc_type, exc_value, tb):
     loop = driving_loop()
     if exc_value is None:

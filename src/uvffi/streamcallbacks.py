@@ -9,7 +9,7 @@ afterwards that it set no context variable there (``Stream.plain``,
 to the loop (``def_extern``).
 """
 from ._uv import ffi
-from ._callbacks import def_extern
+from ._callbacks import def_extern, report_failure
 from .streamhandle import LARGE_READS_FROM
 
 _from_handle = ffi.from_handle
@@ -167,31 +167,44 @@ def _on_filled(data, nread):
 @def_extern("_uvffi_write_cb")
 def _write_cb(req, status):
     stream = _from_handle(req.handle.data)
-    if stream.plain:
-        try:
-            stream.on_write(status)
-        finally:
-            if stream.loop._io_context:
-                stream.io_polluted()
-    else:
-        stream.run_in_context(stream.on_write, status)
+    try:
+        if stream.plain:
+            try:
+                stream.on_write(status)
+            finally:
+                if stream.loop._io_context:
+                    stream.io_polluted()
+        else:
+            stream.run_in_context(stream.on_write, status)
+    except Exception as exc:  # noqa: BLE001 - BaseException: onerror
+        report_failure(stream, exc, "Fatal error in a stream write callback")
 
 
 @def_extern("_uvffi_shutdown_cb")
 def _shutdown_cb(req, status):
     obj = _from_handle(req.handle.data)
     obj._forget(req)
-    if obj.on_shutdown is not None:
-        obj.on_shutdown(status)
+    try:
+        if obj.on_shutdown is not None:
+            obj.on_shutdown(status)
+    except Exception as exc:  # noqa: BLE001 - BaseException: onerror
+        report_failure(obj, exc, "Fatal error in a stream shutdown callback")
 
 
 @def_extern("_uvffi_connect_cb")
 def _connect_cb(req, status):
     obj = _from_handle(req.handle.data)
     obj._forget(req)
-    obj.on_connect(status)
+    try:
+        obj.on_connect(status)
+    except Exception as exc:  # noqa: BLE001 - BaseException: onerror
+        report_failure(obj, exc, "Fatal error in a stream connect callback")
 
 
 @def_extern("_uvffi_connection_cb")
 def _connection_cb(server, status):
-    _from_handle(server.data).on_connection(status)
+    stream = _from_handle(server.data)
+    try:
+        stream.on_connection(status)
+    except Exception as exc:  # noqa: BLE001 - BaseException: onerror
+        report_failure(stream, exc, "Fatal error in a server's accept callback")

@@ -45,7 +45,8 @@ class Stream(UVHandle):
     a buffer of exactly nread bytes when nread > 0, valid during the call
     only: copy what must outlive it; else None),
     ``on_write(status)``, ``on_shutdown(status)``, ``on_connect(status)`` and
-    ``on_connection(status)`` as it needs them.
+    ``on_connection(status)`` as it needs them, and ``on_failure(exc,
+    message)`` for what those raise.
 
     Fast path: while a plain asyncio Protocol is set (``set_protocol``) and
     the stream reads, ``live`` is that protocol, and data goes straight to
@@ -76,12 +77,16 @@ class Stream(UVHandle):
                  "on_alloc", "on_filled", "on_self_read", "_reqs", "reading",
                  "backlog", "_key", "_box", "wfd", "mode", "_default_mode",
                  "in_alloc", "_reconcile", "_backlog_due", "_in_backlog",
-                 "on_large_read", "context", "plain", "on_context")
+                 "on_large_read", "context", "plain", "on_context",
+                 "on_failure")
 
     def __init__(self, loop):
         super().__init__(loop)
         self.on_read = self.on_write = self.on_shutdown = None
         self.on_connect = self.on_connection = None
+        # on_failure(exc, message): where a failure of the callbacks above
+        # goes (_callbacks.report_failure); None: the loop's handler
+        self.on_failure = None
         self.protocol = self.live = self.on_data_failed = None
         self.on_alloc = self.on_filled = self.on_self_read = None
         self.on_large_read = None

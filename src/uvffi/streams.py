@@ -79,6 +79,7 @@ class StreamTransport(StreamContextMixin, ReadingMixin, ClosingMixin,
         stream.on_data_failed = self._data_received_failed
         stream.on_write = self._on_write_done
         stream.on_shutdown = self._on_shutdown_done
+        stream.on_failure = self._fatal_error
         self._rfd = read_fd(stream)  # self reads' fd, or -1
         self._protocol_connected = False
         self.set_protocol(protocol)  # also routes the stream's reads

@@ -26,7 +26,7 @@ import ipaddress
 import socket
 
 from ._uv import ffi, lib
-from ._callbacks import def_extern
+from ._callbacks import def_extern, report_failure
 from .datagram import DatagramTransportBase, PollDatagramTransport, HEADER_SIZE
 from .errors import exception_from_uv
 from .handles import UVHandle
@@ -56,14 +56,15 @@ _REUSE_OPTIONS = tuple(getattr(socket, name) for name in ("SO_REUSEADDR", "SO_RE
 
 class UDPHandle(UVHandle):
     """A ``uv_udp_t``.  The owner sets ``on_recv(nread, buf, addr, flags)``
-    and ``on_send(status, charged)``."""
+    and ``on_send(status, charged)``, and ``on_failure(exc, message)`` for
+    what they raise."""
 
-    __slots__ = ("on_recv", "on_send", "reqs")
+    __slots__ = ("on_recv", "on_send", "on_failure", "reqs")
     CTYPE = "uv_udp_t *"
 
     def __init__(self, loop):
         super().__init__(loop)
-        self.on_recv = self.on_send = None
+        self.on_recv = self.on_send = self.on_failure = None
         # in-flight uv_udp_send_t -> (C copy of the datagram, bytes charged):
         # alive until libuv's send callback, which also runs (ECANCELED) for
         # requests still queued when the handle closes
@@ -87,7 +88,11 @@ class UDPHandle(UVHandle):
 
 @def_extern("_uvffi_udp_recv_cb")
 def _recv_cb(handle, nread, buf, addr, flags):
-    _from_handle(handle.data).on_recv(nread, buf, addr, flags)
+    udp = _from_handle(handle.data)
+    try:
+        udp.on_recv(nread, buf, addr, flags)
+    except Exception as exc:  # noqa: BLE001 - BaseException: onerror
+        report_failure(udp, exc, "Fatal error in a datagram receive callback")
 
 
 @def_extern("_uvffi_udp_send_cb")
@@ -95,7 +100,10 @@ def _send_cb(req, status):
     obj = _from_handle(req.handle.data)
     keep = obj.reqs.pop(req, None)
     if keep is not None:
-        obj.on_send(status, keep[1])
+        try:
+            obj.on_send(status, keep[1])
+        except Exception as exc:  # noqa: BLE001 - BaseException: onerror
+            report_failure(obj, exc, "Fatal error in a datagram send callback")
 
 
 def _open_on_dup(udp, sock):
@@ -161,6 +169,7 @@ class UDPTransport(DatagramTransportBase):
             raise
         udp.on_recv = self._on_recv
         udp.on_send = self._on_send_done
+        udp.on_failure = self._fatal_error
         self._udp = udp
         self._ptr = udp.ptr
 
