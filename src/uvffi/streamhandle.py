@@ -35,8 +35,9 @@ _READ_SELF = lib.UVFFI_READ_SELF
 # Large reads: from a read of LARGE_READS_FROM bytes until one under
 # LARGE_READS_UNTIL, a stream reads straight into its protocol's memory
 # (bufferedreads.py, largereads.py); a plain protocol's read of that size
-# calls on_large_read
-LARGE_READS_FROM = 32 * 1024
+# calls on_large_read.  The C read path hands such reads over on their own:
+# one definition, the shim's.
+LARGE_READS_FROM = lib.UVFFI_LARGE_READ
 LARGE_READS_UNTIL = 8 * 1024
 
 

@@ -27,6 +27,11 @@
 #  define UVFFI_LIBUV_VENDORED 0
 #endif
 
+/* A read of this size or more is a large read: handed to Python on its own
+ * (uvffi_stream.c), and from one on a stream reads straight into its
+ * protocol's memory (streamhandle.py's LARGE_READS_FROM is this value). */
+#define UVFFI_LARGE_READ (32 * 1024)
+
 /* How a stream reads (uvffi_stream.c: uvffi_read_start). */
 #define UVFFI_READ_PLAIN 0   /* a per-thread buffer, one callback per read */
 #define UVFFI_READ_BATCH 1   /* a uvffi_loop_t's batch */
