@@ -86,16 +86,23 @@ def test_getaddrinfo_ipv6_sockaddr_is_a_4_tuple(loop):
     assert infos == socket.getaddrinfo("::1", "ssh", family=socket.AF_INET6)
 
 
-def test_getaddrinfo_resolves_names_through_libuv(loop, monkeypatch):
-    # 'localhost' is not a literal: it takes the uv_getaddrinfo path
+def spy_submit(monkeypatch):
+    """The lookups the loop queues for libuv's thread pool."""
     started = []
-    orig = uvdns._Request.started
+    orig = uvdns._submit
 
-    def spy(self, rc):
-        started.append(self)
-        return orig(self, rc)
+    def spy(*args):
+        r = orig(*args)
+        started.append(r)
+        return r
 
-    monkeypatch.setattr(uvdns._Request, "started", spy)
+    monkeypatch.setattr(uvdns, "_submit", spy)
+    return started
+
+
+def test_getaddrinfo_resolves_names_through_libuv(loop, monkeypatch):
+    # 'localhost' is not a literal: it goes to libuv's thread pool
+    started = spy_submit(monkeypatch)
     run(loop, loop.getaddrinfo("localhost", 80))
     assert len(started) == 1
     assert not loop._uv_requests  # released after libuv's callback
@@ -105,7 +112,7 @@ def test_getaddrinfo_numeric_host_skips_the_resolver(loop, monkeypatch):
     def fail(*args):
         raise AssertionError("uv_getaddrinfo used for a literal")
 
-    monkeypatch.setattr(uvdns._Request, "started", fail)
+    monkeypatch.setattr(uvdns, "_submit", fail)
     assert run(loop, loop.getaddrinfo("127.0.0.1", 80)) == \
         socket.getaddrinfo("127.0.0.1", 80)
 
@@ -152,13 +159,13 @@ def test_getaddrinfo_debug_mode_logs_lookup(any_loop, caplog):
 
 def test_cancelled_getaddrinfo_cancels_the_libuv_request(loop, monkeypatch):
     cancels = []
-    orig = uvdns._Request.cancel
+    orig = uvdns._Lookup.cancel
 
     def spy(self):
         cancels.append(self)
         return orig(self)
 
-    monkeypatch.setattr(uvdns._Request, "cancel", spy)
+    monkeypatch.setattr(uvdns._Lookup, "cancel", spy)
 
     async def main():
         t = asyncio.ensure_future(loop.getaddrinfo("localhost", 80))
@@ -237,14 +244,15 @@ def test_getnameinfo_matches_socket_getnameinfo(any_loop, sockaddr, flags):
 
 def test_getnameinfo_goes_through_libuv_request(loop, monkeypatch):
     started = []
-    orig = uvdns._Request.started
+    orig = uvdns._submit_nameinfo
 
-    def spy(self, rc):
-        started.append(type(self).__name__)
-        return orig(self, rc)
+    def spy(*args):
+        r = orig(*args)
+        started.append(type(r).__name__)
+        return r
 
-    monkeypatch.setattr(uvdns._Request, "started", spy)
+    monkeypatch.setattr(uvdns, "_submit_nameinfo", spy)
     assert run(loop, loop.getnameinfo(("127.0.0.1", 80), socket.NI_NUMERICSERV)) == \
         socket.getnameinfo(("127.0.0.1", 80), socket.NI_NUMERICSERV)
-    assert started == ["_GetNameInfo"]
+    assert started == ["_Request"]
     assert not loop._uv_requests

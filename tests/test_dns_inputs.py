@@ -15,7 +15,8 @@ import pytest
 from uvffi import dns as uvdns
 
 # A 256-character label, hex-prefixed: libuv's 256-byte host buffer once
-# truncated it into "0x00...07f000001", which inet_aton reads as 127.0.0.1.
+# truncated it into "0x00...07f000001", which inet_aton reads as 127.0.0.1
+# (uv_getaddrinfo; the lookup queue passes names on untouched).
 HEX_LABEL = "0x" + "0" * 246 + "7f000001.example.com"
 
 HOSTS = [
@@ -100,33 +101,33 @@ def test_hex_label_is_not_read_as_an_address(any_loop):
         assert issubclass(got[0], (socket.gaierror, UnicodeError))
 
 
-LIBUV_OR_EXECUTOR = [
-    (b"localhost", True),
-    (b"a" * 255, True),
-    (b"a" * 256, False),
-    ("b\u00fccher.invalid".encode("utf-8"), False),
-    (b"localhost\0" + b"\xff" * 300, True),  # the C string ends at the NUL
+UNTOUCHED = [
+    b"localhost",
+    b"a" * 255,
+    b"a" * 256,                               # past libuv's host buffer
+    "b\u00fccher.invalid".encode("utf-8"),    # libuv would IDNA-encode it
+    b"localhost\0" + b"\xff" * 300,            # the C string ends at the NUL
 ]
 
 
-@pytest.mark.parametrize("host,through_libuv", LIBUV_OR_EXECUTOR,
-                         ids=[_id(h) for h, _ in LIBUV_OR_EXECUTOR])
-def test_names_libuv_would_rewrite_go_to_the_executor(loop, monkeypatch,
-                                                      host, through_libuv):
-    # libuv IDNA-encodes non-ASCII bytes and has a 256-byte host buffer;
-    # the socket module passes bytes untouched: such names must not reach
-    # uv_getaddrinfo
+@pytest.mark.parametrize("host", UNTOUCHED, ids=[_id(h) for h in UNTOUCHED])
+def test_names_reach_the_resolver_as_the_socket_module_passes_them(
+        loop, monkeypatch, host):
+    # the lookup queue hands getaddrinfo() the bytes as they are (no IDNA,
+    # no host buffer, as uv_getaddrinfo would have): no executor detour
     started = []
-    orig = uvdns._Request.started
+    orig = uvdns._submit
 
-    def spy(self, rc):
-        started.append(rc)
-        return orig(self, rc)
+    def spy(*args):
+        r = orig(*args)
+        started.append(r)
+        return r
 
-    monkeypatch.setattr(uvdns._Request, "started", spy)
+    monkeypatch.setattr(uvdns, "_submit", spy)
+    monkeypatch.setattr(loop, "run_in_executor", None)
     expected = outcome(socket.getaddrinfo, host, 80)
     assert loop_outcome(loop, loop.getaddrinfo, host, 80) == expected
-    assert bool(started) == through_libuv
+    assert len(started) == 1
 
 
 GNI_CASES = [

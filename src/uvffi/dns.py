@@ -1,47 +1,63 @@
-"""getaddrinfo/getnameinfo on libuv's resolver (uv_getaddrinfo/uv_getnameinfo).
+"""getaddrinfo/getnameinfo on libuv's thread pool.
 
-libuv runs the C library's resolver on its thread pool, as asyncio runs
+The C library's resolver runs on libuv's thread pool, as asyncio runs
 ``socket.getaddrinfo`` in the default executor; the results are converted
 exactly as ``socket.getaddrinfo``/``socket.getnameinfo`` convert them, so a
 caller cannot tell the two apart (``AddressFamily``/``SocketKind`` enums,
 IPv6 4-tuples, ``gaierror`` codes and messages).
 
-Before a lookup goes to the thread pool, the socket module itself is asked
-with AI_NUMERICHOST (getnameinfo: NI_NUMERICHOST|NI_NUMERICSERV), which
-never leaves the process.  That answers literal addresses at once (as
-asyncio's ``_ipaddr_info`` shortcut does, but with the full, identical
-result list), and makes argument errors exactly those of this
-interpreter's socket module (CPython and PyPy word them differently).
+getaddrinfo: a call of the common form -- a name as str/bytes, the port as
+an int, str or bytes, the other arguments as ints -- goes straight to the
+loop's lookup queue (shim/uvffi_dns.c), which hands getaddrinfo() the very
+C strings the socket module would.  Anything else first asks the socket
+module itself with AI_NUMERICHOST, which never leaves the process: that
+answers literal addresses at once (as asyncio's ``_ipaddr_info`` shortcut
+does, but with the full, identical result list), and raises argument errors
+exactly as this interpreter's socket module does (CPython and PyPy word
+them differently).  The fast path takes only what that probe provably lets
+through without an answer: a literal starts with a digit (IPv4, in every C
+library's inet_aton/inet_pton) or contains a colon (IPv6).
 
-libuv converts the host name before the C resolver sees it (IDNA for
-non-ASCII bytes, and a 256-byte buffer: older libuv truncated there, which
-turned a long name into a different one, newer ones refuse it with EINVAL).
-The socket module hands the bytes over untouched, so such names are looked
-up by ``socket.getaddrinfo`` in the default executor, as asyncio does.
+The queue's runners answer through one async handle per loop; the C side
+flattens each answer into fixed records, which one ``struct.iter_unpack``
+turns into tuples.  getnameinfo uses uv_getnameinfo as it is.
 
-A request stays referenced (``loop._uv_requests``) until libuv's callback:
-libuv writes into the request until then, even when we gave up on it.
+A request stays referenced (``loop._uv_requests``) until its answer comes:
+the C side writes into it until then, even when we gave up on it.
+Cancellation goes through the awaiting coroutine (a done-callback on every
+future would cost a call_soon per lookup).
 """
 import logging
 import operator
+import os
 import socket
+import struct
+from asyncio import CancelledError
 
 from ._uv import ffi, lib
 from ._callbacks import def_extern, report
 from .errors import gaierror_from_uv
+from .handles import UVHandle
 
 logger = logging.getLogger("asyncio")  # where BaseEventLoop logs this too
 
+_type = type  # getaddrinfo's parameter named "type" shadows it
 _from_handle = ffi.from_handle
+_new_handle = ffi.new_handle
+_new = ffi.new
+_unpack = ffi.unpack
+_NULL = ffi.NULL
+_gai_submit = lib.uvffi_gai_submit
 _AddressFamily = socket.AddressFamily
 _SocketKind = socket.SocketKind
+_AF_INET = socket.AF_INET
+_EAI_SYSTEM = getattr(socket, "EAI_SYSTEM", None)
 
-
-def _to_enum(value, enum_cls):
-    try:
-        return enum_cls(value)
-    except ValueError:
-        return value
+# uvffi_ai_rec (shim/uvffi_dns.c): ai_family, socktype, protocol, canon,
+# sa_family, port, flowinfo, scope_id, iplen, ip
+_REC = struct.Struct("6i2Ii64s")
+assert _REC.size == ffi.sizeof("uvffi_ai_rec"), "uvffi_ai_rec layout"
+_iter_records = _REC.iter_unpack
 
 
 def _c_uint_wrap(value):
@@ -97,21 +113,6 @@ def _c_string_empty(host):
         return False
 
 
-# The longest name (without its NUL) that libuv's host buffer holds.
-_UV_MAX_HOST = 255
-
-
-def _libuv_keeps_host(node):
-    """Whether libuv passes *node* (encoded host, or None) to the C resolver
-    unchanged: ASCII (libuv would IDNA-encode other bytes, or refuse bytes
-    that are not UTF-8) and short enough for its buffer.  The C resolver
-    sees the name up to its first NUL, as with the socket module."""
-    if node is None:
-        return True
-    name = node.split(b"\0", 1)[0]
-    return len(name) <= _UV_MAX_HOST and name.isascii()
-
-
 def _numeric_probe(host, port, family, type, proto, flags):
     """Ask the C resolver with AI_NUMERICHOST, which never leaves the
     process.  Returns its answer when *host* is a literal (or None): the
@@ -130,77 +131,360 @@ def _numeric_probe(host, port, family, type, proto, flags):
         return None  # a name (or bad hints, which libuv reports in turn)
 
 
-def _convert_sockaddr(addr):
-    """struct sockaddr -> the tuple the socket module makes of it."""
-    ip = ffi.new("char[]", 64)
-    port = ffi.new("int *")
-    flowinfo = ffi.new("unsigned int *")
-    scope_id = ffi.new("unsigned int *")
-    family = lib.uvffi_sockaddr_unpack(addr, ip, 64, port, flowinfo, scope_id)
-    host = ffi.string(ip).decode("ascii")
-    if family == socket.AF_INET:
-        return (host, port[0])
-    if family < 0:  # neither IPv4 nor IPv6 (does not happen for AF_INET*)
-        return (lib.uvffi_sockaddr_family(addr), b"")
-    return (host, port[0], flowinfo[0], scope_id[0])
+# -- the fast path's forms of arguments ------------------------------------------
+
+# Argument classes the fast path hands to C as they are: the socket module
+# takes them as the C int they hold ("i"), and cffi refuses values a C int
+# cannot hold (OverflowError before any call), which then take the probe.
+_C_INTS = frozenset((int, socket.AddressFamily, socket.SocketKind,
+                     socket.AddressInfo))
+
+# host/port -> the C string the socket module hands the resolver, for
+# those the fast path takes.  Pure functions of the argument (the idna
+# codec), memoized; bounded so that a stream of distinct names cannot grow
+# them without end.
+_MEMO_MAX = 1024
+_str_nodes = {}
+_bytes_nodes = {}
+_str_services = {}
+_int_services = {}
 
 
-def _convert_addrinfo(res):
-    out = []
-    while res != ffi.NULL:
-        canon = res.ai_canonname
-        out.append((
-            _to_enum(res.ai_family, _AddressFamily),
-            _to_enum(res.ai_socktype, _SocketKind),
-            res.ai_protocol,
-            ffi.string(canon).decode("utf-8") if canon != ffi.NULL else "",
-            _convert_sockaddr(res.ai_addr),
-        ))
-        res = res.ai_next
-    return out
+def _name_node(node):
+    """Whether *node* (host bytes) is a name the fast path may queue without
+    the probe: not empty, not possibly a literal (those start with a digit
+    or contain a colon), no NUL (where the C resolver stops reading)."""
+    return (node != b"" and not node[:1].isdigit() and b":" not in node and
+            b"\0" not in node)
+
+
+def _memo(table, key, value):
+    if len(table) >= _MEMO_MAX:
+        table.clear()
+    table[key] = value
+    return value
+
+
+def _fast_node(host):
+    """*host* as the bytes socket.getaddrinfo would resolve, or None when it
+    takes the probe (a possible literal, an encoding error to raise ...)."""
+    if _type(host) is str:
+        try:
+            node = host.encode("idna")
+        except UnicodeError:
+            return None
+        if _name_node(node):
+            return _memo(_str_nodes, host, node)
+    elif _type(host) is bytes and _name_node(host):
+        return _memo(_bytes_nodes, host, host)
+    return None
+
+
+def _fast_service(port):
+    """*port* as socket.getaddrinfo passes it to the resolver, when it does
+    so without a word (no error, no cut at a NUL); else None."""
+    cls = _type(port)
+    if cls is int:
+        if 0 <= port <= 0xffff:
+            return _memo(_int_services, port, b"%d" % port)
+        return None
+    if cls is str:
+        if port.isascii() and "\0" not in port:
+            return _memo(_str_services, port, port.encode("ascii"))
+        return None
+    if port is None:
+        return _NULL
+    if cls is bytes and b"\0" not in port:
+        return port
+    return None
+
+
+_host_styles = []
+
+
+def _host_style():
+    """How this interpreter's socket module writes an address: CPython
+    with inet_ntop(), PyPy with getnameinfo(), which adds the IPv6 scope.
+    Asked of the socket module itself, with a literal (no lookup)."""
+    if not _host_styles:
+        try:
+            infos = socket.getaddrinfo("::1%1", 0, socket.AF_INET6,
+                                       socket.SOCK_STREAM, 0,
+                                       socket.AI_NUMERICHOST)
+            scoped = "%" in infos[0][4][0]
+        except (OSError, IndexError):  # no IPv6: nothing to tell apart
+            scoped = False
+        _host_styles.append(lib.UVFFI_HOST_GETNAMEINFO if scoped
+                            else lib.UVFFI_HOST_INET_NTOP)
+    return _host_styles[0]
+
+
+# -- requests ---------------------------------------------------------------------
+
+class _Resolver(UVHandle):
+    """A loop's lookup queue (shim/uvffi_dns.c), wrapped as the async
+    handle through which its answers come back to the loop.  It lives while
+    lookups are outstanding, and closes once the loop has gone an iteration
+    without any: the loop holds no handle of its own for DNS when idle.
+    The C side frees the queue once the handle is closed and its last
+    runner has ended."""
+
+    __slots__ = ("queue", "outstanding")
+
+    def __init__(self, loop):
+        super().__init__(loop)
+        self.outstanding = 0
+        self._init_done(lib.uvffi_gaiq_init(loop._uv_loop, self.queue))
+
+    def _new_memory(self):
+        self.queue = queue = lib.uvffi_gaiq_new(_host_style())
+        if queue == _NULL:
+            raise MemoryError
+        return ffi.cast("uv_async_t *", queue)
+
+    def lookup_done(self):
+        self.outstanding -= 1
+        if not self.outstanding and not self.loop.is_closed():
+            # not at once: the task that got this answer may ask again
+            self.loop.call_soon(self._close_if_idle)
+
+    def _close_if_idle(self):
+        if not self.outstanding:
+            self.close()
+
+    def close(self):
+        if not self.closing:
+            self.closing = True
+            lib.uvffi_gaiq_close(self.queue)
 
 
 class _Request:
-    """One getaddrinfo/getnameinfo request: cdata, future, keep-alives."""
+    """A getnameinfo request in flight: its libuv memory, its future, and
+    the handle libuv's callback finds it by (None once libuv is done with
+    the request)."""
 
-    __slots__ = ("loop", "req", "fut", "_self_ref", "_keep", "__weakref__")
-
-    CTYPE = None
-
-    def __init__(self, loop, keep):
-        self.loop = loop
-        self.req = ffi.new(self.CTYPE)
-        self._self_ref = ffi.new_handle(self)
-        self.req.data = self._self_ref
-        self._keep = keep  # buffers libuv may read until the callback
-        self.fut = loop.create_future()
-
-    def started(self, rc):
-        if rc < 0:
-            raise gaierror_from_uv(rc)
-        self.loop._uv_requests.add(self)
-        self.fut.add_done_callback(self._on_fut_done)
-
-    def _on_fut_done(self, fut):
-        if fut.cancelled():
-            self.cancel()
+    __slots__ = ("loop", "req", "fut", "handle", "__weakref__")
 
     def cancel(self):
         """Ask libuv to drop the request (Loop.close, or our caller gave up).
         uv_cancel fails once the lookup runs; the callback comes anyway."""
-        if self in self.loop._uv_requests and self.loop._uv_loop is not None:
+        loop = self.loop
+        if self.handle is not None and loop._uv_loop is not None:
             # only while libuv owns it: after the callback (or uv_loop_close)
             # uv_cancel would touch a finished request / a dead loop
             lib.uv_cancel(self.req)
-        loop = self.loop
         if not loop.is_closed() and not self.fut.done():
             self.fut.cancel()
 
-    def finish(self, status, make_result):
-        """libuv is done with the request: it may be freed after this."""
+
+class _Lookup(_Request):
+    """A getaddrinfo lookup in its loop's queue (req: the uvffi_gai_t, which
+    the C side frees after the answer)."""
+
+    __slots__ = ("resolver",)
+
+    def cancel(self):
+        """Take the lookup back while no runner has it; else its answer
+        still comes (and is dropped)."""
         loop = self.loop
-        loop._uv_requests.discard(self)
-        fut = self.fut
+        if (self.handle is not None and
+                lib.uvffi_gai_cancel(self.resolver.queue, self.req) == 0):
+            self.handle = None
+            loop._uv_requests.discard(self)
+            if not loop.is_closed() and not self.fut.done():
+                self.fut.cancel()
+            self.resolver.lookup_done()
+        elif not loop.is_closed() and not self.fut.done():
+            self.fut.cancel()
+
+
+def _submit(loop, node, service, family, socktype, proto, flags):
+    """Queue a lookup; None when an int argument does not fit a C int
+    (nothing queued: the probe path raises as the socket module does)."""
+    resolver = loop._uv_dns
+    if resolver is None or resolver.closing:
+        resolver = loop._uv_dns = _Resolver(loop)
+    r = _Lookup()
+    r.loop = loop
+    r.fut = loop.create_future()
+    r.resolver = resolver
+    r.handle = handle = _new_handle(r)
+    try:
+        r.req = _gai_submit(resolver.queue, handle, node, service, family,
+                            socktype, proto, flags)
+    except OverflowError:
+        r.handle = None
+        return None
+    if r.req == _NULL:
+        r.handle = None
+        raise MemoryError
+    resolver.outstanding += 1
+    loop._uv_requests.add(r)
+    return r
+
+
+def _fast_submit(loop, host, port, family, socktype, proto, flags):
+    """The request for a call of the common form, or None: take the probe.
+    (One function: a Python call is a good part of what a lookup costs.)"""
+    loop._check_closed()
+    cls = _type(host)
+    if cls is str:
+        node = _str_nodes.get(host) or _fast_node(host)
+    elif cls is bytes:
+        node = _bytes_nodes.get(host) or _fast_node(host)
+    else:
+        return None
+    service = _int_services.get(port) if _type(port) is int else None
+    if service is None:
+        service = _fast_service(port)
+    if (node is None or service is None or _type(family) not in _C_INTS or
+            _type(socktype) not in _C_INTS or _type(proto) not in _C_INTS or
+            _type(flags) not in _C_INTS):
+        return None
+    return _submit(loop, node, service, family, socktype, proto, flags)
+
+
+def _submit_nameinfo(loop, addr, flags):
+    r = _Request()
+    r.loop = loop
+    r.fut = loop.create_future()
+    r.req = _new("uv_getnameinfo_t *")
+    r.req.data = r.handle = _new_handle(r)
+    # libuv copies the address into the request before it returns
+    rc = lib.uv_getnameinfo(loop._uv_loop, r.req, lib._uvffi_getnameinfo_cb,
+                            ffi.cast("struct sockaddr *", addr), flags)
+    if rc < 0:
+        r.handle = None
+        raise gaierror_from_uv(rc)
+    loop._uv_requests.add(r)
+    return r
+
+
+async def _wait(r):
+    try:
+        return await r.fut
+    except CancelledError:
+        r.cancel()
+        raise
+
+
+def _gai_error(rc, err):
+    """What socket.getaddrinfo raises for getaddrinfo()'s *rc* (CPython's
+    set_gaierror: errno's OSError for EAI_SYSTEM)."""
+    if rc == _EAI_SYSTEM:  # PyErr_SetFromErrno
+        return OSError(err, os.strerror(err) if err else "Error")
+    return socket.gaierror(rc, ffi.string(lib.gai_strerror(rc)).decode(
+        "utf-8", "replace"))
+
+
+# -- results --------------------------------------------------------------------
+
+_families = {}
+_kinds = {}
+
+
+def _enum_memo(table, value, enum_cls):
+    # enum_cls(value), or the int when no member has that value (as the
+    # socket module does); the enums never change, so neither does this
+    try:
+        member = enum_cls(value)
+    except ValueError:
+        member = value
+    if len(table) < 256:
+        table[value] = member
+    return member
+
+
+def _records(data, res):
+    """uvffi_ai_rec records -> the socket module's tuples."""
+    out = []
+    for (family, kind, proto, canon, sa_family, port, flowinfo, scope_id,
+         iplen, ip) in _iter_records(data):
+        try:
+            family = _families[family]
+        except KeyError:
+            family = _enum_memo(_families, family, _AddressFamily)
+        try:
+            kind = _kinds[kind]
+        except KeyError:
+            kind = _enum_memo(_kinds, kind, _SocketKind)
+        host = ip[:iplen].decode("ascii")
+        if sa_family == _AF_INET:
+            addr = (host, port)
+        else:
+            addr = (host, port, flowinfo, scope_id)
+        out.append((family, kind, proto,
+                    _canonname(res, len(out)) if canon else "", addr))
+    return out
+
+
+def _canonname(res, index):
+    for _ in range(index):
+        res = res.ai_next
+    return ffi.string(res.ai_canonname).decode("utf-8")
+
+
+def _convert_addrinfo(res):
+    """The general path, entry by entry: too many entries for the C side's
+    records, or an address other than IPv4/IPv6."""
+    out = []
+    rec = _new("uvffi_ai_rec *")
+    buf = ffi.buffer(rec)
+    while res != _NULL:
+        if lib.uvffi_ai_rec_fill(res, rec, _host_style()) == 0:
+            out.extend(_records(bytes(buf), res))
+        else:
+            canon = res.ai_canonname
+            out.append((
+                _enum_memo(_families, res.ai_family, _AddressFamily),
+                _enum_memo(_kinds, res.ai_socktype, _SocketKind),
+                res.ai_protocol,
+                ffi.string(canon).decode("utf-8") if canon != _NULL else "",
+                # (the socket module: None for no address at all)
+                (lib.uvffi_sockaddr_family(res.ai_addr), b"")
+                if res.ai_addr != _NULL else None,
+            ))
+        res = res.ai_next
+    return out
+
+
+@def_extern("_uvffi_gai_done")
+def _gai_done(data, rc, err, recs, nbytes, res):
+    r = _from_handle(data)
+    r.handle = None
+    loop = r.loop
+    try:
+        loop._uv_requests.discard(r)
+        fut = r.fut
+        if fut.done() or loop.is_closed():
+            return
+        if rc:
+            fut.set_exception(_gai_error(rc, err))
+            return
+        try:
+            if nbytes >= 0:
+                result = _records(_unpack(recs, nbytes), res)
+            else:
+                result = _convert_addrinfo(res)
+        except Exception as exc:  # decoding trouble: the caller hears of it
+            fut.set_exception(exc)
+            return
+        fut.set_result(result)
+    except Exception as exc:
+        report(loop, exc)
+    finally:
+        # after the answer: its task runs before the queue's idle check
+        r.resolver.lookup_done()
+
+
+@def_extern("_uvffi_getnameinfo_cb")
+def _getnameinfo_cb(req, status, hostname, service):
+    r = _from_handle(req.data)
+    r.handle = None
+    loop = r.loop
+    try:
+        loop._uv_requests.discard(r)
+        fut = r.fut
         if fut.done() or loop.is_closed():
             return
         if status == lib.UV_EAI_CANCELED or status == lib.UV_ECANCELED:
@@ -209,41 +493,12 @@ class _Request:
             fut.set_exception(gaierror_from_uv(status))
         else:
             try:
-                fut.set_result(make_result())
-            except Exception as exc:  # decoding trouble: the caller hears of it
+                fut.set_result((ffi.string(hostname).decode("utf-8"),
+                                ffi.string(service).decode("utf-8")))
+            except Exception as exc:
                 fut.set_exception(exc)
-
-
-class _GetAddrInfo(_Request):
-    __slots__ = ()
-    CTYPE = "uv_getaddrinfo_t *"
-
-
-class _GetNameInfo(_Request):
-    __slots__ = ()
-    CTYPE = "uv_getnameinfo_t *"
-
-
-@def_extern("_uvffi_getaddrinfo_cb")
-def _getaddrinfo_cb(req, status, res):
-    obj = _from_handle(req.data)
-    try:
-        obj.finish(status, lambda: _convert_addrinfo(res))
     except Exception as exc:
-        report(obj.loop, exc)
-    finally:
-        if res != ffi.NULL:
-            lib.uv_freeaddrinfo(res)
-
-
-@def_extern("_uvffi_getnameinfo_cb")
-def _getnameinfo_cb(req, status, hostname, service):
-    obj = _from_handle(req.data)
-    try:
-        obj.finish(status, lambda: (ffi.string(hostname).decode("utf-8"),
-                                    ffi.string(service).decode("utf-8")))
-    except Exception as exc:
-        report(obj.loop, exc)
+        report(loop, exc)
 
 
 def _getnameinfo_sockaddr(sockaddr, flags):
@@ -286,13 +541,22 @@ def _getnameinfo_sockaddr(sockaddr, flags):
 class DnsMixin:
     """loop.getaddrinfo / loop.getnameinfo."""
 
+    _LOOP_STATE = {"_uv_dns": None}  # the loop's slot for this concern (loop.py)
+
     async def getaddrinfo(self, host, port, *,
                           family=0, type=0, proto=0, flags=0):
         if self._debug:
             return await self._getaddrinfo_logged(host, port, family, type,
                                                   proto, flags)
-        return await self._uv_getaddrinfo(host, port, family, type, proto,
-                                          flags)
+        r = _fast_submit(self, host, port, family, type, proto, flags)
+        if r is None:
+            return await self._uv_getaddrinfo(host, port, family, type, proto,
+                                              flags)
+        try:  # _wait(r), inlined: one coroutine less per lookup
+            return await r.fut
+        except CancelledError:
+            r.cancel()
+            raise
 
     async def _getaddrinfo_logged(self, host, port, family, type, proto,
                                   flags):
@@ -320,35 +584,23 @@ class DnsMixin:
         return addrinfo
 
     async def _uv_getaddrinfo(self, host, port, family, type, proto, flags):
-        self._check_closed()
+        r = _fast_submit(self, host, port, family, type, proto, flags)
+        if r is not None:
+            return await _wait(r)
         infos = _numeric_probe(host, port, family, type, proto, flags)
         if infos is not None:
             return infos
         # arguments the socket module accepted; convert them as it does
         node = _encode_host(host)
-        if not _libuv_keeps_host(node):
-            return await self.run_in_executor(
-                None, socket.getaddrinfo, host, port, family, type, proto,
-                flags)
         service = _encode_port(port)
-        hints = ffi.new("struct addrinfo *")
-        hints.ai_family = _as_c_int(operator.index(family))
-        hints.ai_socktype = _as_c_int(operator.index(type))
-        hints.ai_protocol = _as_c_int(operator.index(proto))
-        hints.ai_flags = _as_c_int(operator.index(flags))
-        c_node = ffi.new("char[]", node) if node is not None else ffi.NULL
-        c_service = ffi.new("char[]", service) if service is not None else ffi.NULL
-        r = _GetAddrInfo(self, (hints, c_node, c_service))
-        r.started(lib.uv_getaddrinfo(self._uv_loop, r.req,
-                                     lib._uvffi_getaddrinfo_cb,
-                                     c_node, c_service, hints))
-        return await r.fut
+        r = _submit(
+            self, _NULL if node is None else node,
+            _NULL if service is None else service,
+            _as_c_int(operator.index(family)), _as_c_int(operator.index(type)),
+            _as_c_int(operator.index(proto)), _as_c_int(operator.index(flags)))
+        return await _wait(r)
 
     async def getnameinfo(self, sockaddr, flags=0):
         self._check_closed()
         addr, flags = _getnameinfo_sockaddr(sockaddr, flags)
-        r = _GetNameInfo(self, (addr,))
-        r.started(lib.uv_getnameinfo(self._uv_loop, r.req,
-                                     lib._uvffi_getnameinfo_cb,
-                                     ffi.cast("struct sockaddr *", addr), flags))
-        return await r.fut
+        return await _wait(_submit_nameinfo(self, addr, flags))
