@@ -8,6 +8,7 @@ outside the process is only in the wall time)."""
 import asyncio
 import json
 import random
+import socket
 import sys
 import time
 
@@ -109,9 +110,36 @@ def sleep0_chain(loop, n=100_000):
     return n
 
 
+def sock_pingpong(loop, n=20_000):
+    # sock_sendall of 1 byte / sock_recv between two tasks over a
+    # socketpair: each round trip is two sends, two receives and (the
+    # receiving side always being ahead) two waits for readability
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+
+    async def pong():
+        for _ in range(n):
+            data = await loop.sock_recv(b, 1)
+            await loop.sock_sendall(b, data)
+
+    async def main():
+        t = loop.create_task(pong())
+        for _ in range(n):
+            await loop.sock_sendall(a, b"x")
+            assert await loop.sock_recv(a, 1) == b"x"
+        await t
+    try:
+        loop.run_until_complete(main())
+    finally:
+        a.close()
+        b.close()
+    return n
+
+
 def _uvffi_only(loop):
     if not hasattr(loop, "uv_loop_t"):
-        raise RuntimeError("guest mode is uvffi's")
+        raise RuntimeError("uvffi only: guest mode")
     import guest
     return guest
 
@@ -136,7 +164,7 @@ def host_iterations_idle_guest(loop, n=300_000):
 
 BENCHMARKS = {f.__name__: f for f in (
     call_soon_chained, call_soon_batch, timers_half_cancelled, sleep0_tasks,
-    future_pingpong, getaddrinfo, subprocess_spawn, sleep0_chain,
+    future_pingpong, sock_pingpong, getaddrinfo, subprocess_spawn, sleep0_chain,
     sleep0_chain_guest, host_iterations_no_guest, host_iterations_idle_guest)}
 
 

@@ -23,16 +23,16 @@ Two libuv traits need care:
 When an fd has neither reader nor writer left its poll is kept *idle* until
 the guard's next run, which closes it: the ``sock_*`` methods remove their
 reader when the call completes and the task usually adds it again in the
-same batch of callbacks, and a fresh poll per wait cost a handle
-allocation, a close callback, an fcntl, an ioctl and seven ``epoll_ctl``
-(strace; asyncio's selector needs two). On Linux an idle poll is *parked*
+same batch of callbacks, and a fresh poll per wait costs a handle
+allocation, a close callback, an fcntl, an ioctl and several ``epoll_ctl``
+where asyncio's selector needs two. On Linux an idle poll is *parked*
 (``uvffi_poll_park``): its epoll registration is silenced by one
 ``EPOLL_CTL_MOD`` (``EPOLLONESHOT``, ``data.fd = -1``: at most one
 EPOLLHUP/EPOLLERR report, which libuv skips) while libuv still counts the
 poll as started; taking it back is one ``EPOLL_CTL_MOD``, which fails when
 the number no longer names the file registered.  asyncio unregisters with
-``EPOLL_CTL_DEL`` instead; the DEL/ADD pair cost far more than two MODs
-under load (sock_* echo: 27.7 against 18.8 us per request), and a file
+``EPOLL_CTL_DEL`` instead; the DEL/ADD pair costs far more than two MODs
+under load (docs/performance-notes.md, "sock_* methods"), and a file
 that outlives a closed fd (dup, fork) can leave only a silenced entry
 behind (``tests/test_fdwatch_idle.py``).  Elsewhere, or when libuv still
 has a change queued, the idle poll is stopped, and taken back only for
@@ -48,20 +48,27 @@ that are opened by uvffi: the paths where libuv checks for a duplicate
 (accept, spawn, tty, sockets libuv creates) call ``_fdwatch_flush_idle``
 first.
 """
+import contextvars
 import os
 import select
 import sys
 from asyncio import events
 
 from . import poll as _poll
+from ._callbacks import def_extern, report
 from ._uv import ffi, lib
+from .errors import exception_from_uv
 from .handles import Prepare
+from .scheduler import Handle
 
 _READABLE = _poll.READABLE
 _WRITABLE = _poll.WRITABLE
 _BOTH = _READABLE | _WRITABLE
 _WINDOWS = sys.platform == "win32"
 _EPOLL = hasattr(select, "epoll")
+_from_handle = ffi.from_handle
+_poll_start_c = lib.uvffi_fdwatch_start
+_unpark = lib.uvffi_poll_unpark
 
 
 def _fileobj_to_fd(fileobj):
@@ -78,19 +85,56 @@ def _fileobj_to_fd(fileobj):
     return fd
 
 
+class SockWait(Handle):
+    """The reader (or writer) that the ``sock_*`` methods install on an fd:
+    one per poll and direction, kept on the poll and reused by every call
+    that waits there (sockets.py fills in the call: future, socket,
+    operation).  The poll's callback runs it right away, inside the poll,
+    unless callbacks were already queued when the poll began
+    (``loop._uv_defer_io``): then it goes to the ready queue behind them,
+    as any reader does.  Running it right away saves the loop iteration
+    that asyncio spends between the reader's callback and the task it
+    wakes, as uvloop and the streams' reads do."""
+
+    __slots__ = ("poll", "reading", "fut", "sock", "op", "args")
+
+    def __init__(self, loop, poll, reading, callback):
+        # Handle's fields, as scheduler.call_soon fills them in; _args is
+        # (self,): the callback takes the SockWait
+        self._loop = loop
+        self._context = contextvars.Context()
+        self._callback = callback
+        self._args = (self,)
+        self._cancelled = False
+        self._repr = None
+        self._source_traceback = None
+        self.poll = poll
+        self.reading = reading
+        self.fut = self.sock = self.op = self.args = None
+
+    def __repr__(self):
+        # (Handle's repr would format _args, which holds self)
+        return "<SockWait fd=%s %s %s>" % (
+            self.poll.fd, "reading" if self.reading else "writing", self.op)
+
+
 class _FdPoll(_poll.Poll):
     """The poll handle of one watched fd and its reader/writer Handles."""
 
-    __slots__ = ("reader", "writer", "stale", "idle", "parked", "ident")
+    __slots__ = ("reader", "writer", "stale", "idle", "parked", "ident",
+                 "rwait", "wwait")
 
     def __init__(self, loop, fd):
         if not _WINDOWS:
             blocking = os.get_blocking(fd)  # EBADF surfaces here, as OSError
-        super().__init__(loop, fd, self._on_event)
+        super().__init__(loop, fd, None)
         if not _WINDOWS and blocking:
             os.set_blocking(fd, True)
         self.reader = None
         self.writer = None
+        # the SockWaits of the sock_* calls (sockets.py), once there were any
+        self.rwait = None
+        self.wwait = None
         # started, but the fd was found unregistrable before libuv got to it
         self.stale = False
         # neither reader nor writer: closed by the next guard run
@@ -100,35 +144,12 @@ class _FdPoll(_poll.Poll):
         # (st_dev, st_ino) of the fd when last found registrable
         self.ident = ffi.new("uint64_t[2]")
 
-    def _on_event(self, status, events):
-        loop = self.loop
-        if self.idle:
-            # an event libuv had already collected before the park
-            if status < 0:  # libuv stopped the handle: no longer parked
-                self.parked = False
-                self.events = 0
-            return
-        if status < 0:
-            # POLLERR: a selector reports the fd both readable and writable
-            # (level-triggered, so again on every poll).  libuv has stopped
-            # the handle; start it again to keep reporting like epoll.
-            events = _BOTH
-            mask = self.events
-            if mask and not self.closing:
-                self.events = 0
-                loop._fdwatch_start(self, mask)
-        reader = self.reader
-        if events & _READABLE and reader is not None:
-            if reader._cancelled:
-                loop._remove_reader(self.fd)
-            else:
-                loop._uv_ready_append(reader)
-        writer = self.writer
-        if events & _WRITABLE and writer is not None:
-            if writer._cancelled:
-                loop._remove_writer(self.fd)
-            else:
-                loop._uv_ready_append(writer)
+    def start(self, events):
+        # (our own C callback: _fdwatch_cb, not Poll's generic one)
+        rc = _poll_start_c(self.ptr, events)
+        if rc < 0:
+            raise exception_from_uv(rc)
+        self.events = events
 
     def _close_for_loop_shutdown(self):
         watches = self.loop._fd_watches
@@ -137,16 +158,75 @@ class _FdPoll(_poll.Poll):
         self.close()
 
 
+@def_extern("_uvffi_fdwatch_cb")
+def _fdwatch_cb(handle, status, events):
+    """libuv's event for a watched fd: its reader and writer go to the ready
+    queue, where _process_events would put them; a SockWait runs at once
+    (see SockWait).  One C->Python crossing per ready fd."""
+    p = _from_handle(handle.data)
+    loop = p.loop
+    try:
+        if p.idle:
+            # an event libuv had already collected before the park
+            if status < 0:  # libuv stopped the handle: no longer parked
+                p.parked = False
+                p.events = 0
+            return
+        if status < 0:
+            # POLLERR: a selector reports the fd both readable and writable
+            # (level-triggered, so again on every poll).  libuv has stopped
+            # the handle; start it again to keep reporting like epoll.
+            events = _BOTH
+            mask = p.events
+            if mask and not p.closing:
+                p.events = 0
+                loop._fdwatch_start(p, mask)
+        reader = p.reader
+        if events & _READABLE and reader is not None:
+            if reader._cancelled:
+                loop._remove_reader(p.fd)
+            elif reader.__class__ is SockWait and not loop._uv_defer_io:
+                reader._callback(reader)
+            else:
+                loop._uv_ready_append(reader)
+        writer = p.writer
+        if events & _WRITABLE and writer is not None:
+            if writer._cancelled:
+                loop._remove_writer(p.fd)
+            elif writer.__class__ is SockWait and not loop._uv_defer_io:
+                writer._callback(writer)
+            else:
+                loop._uv_ready_append(writer)
+    except Exception as exc:
+        report(loop, exc)
+
+
 class _FdGuard(Prepare):
     """The uv_prepare_t that runs just before libuv's poll phase, and the
     probe that tells whether libuv's epoll_ctl would fail for an fd."""
 
-    __slots__ = ("_probe",)
+    __slots__ = ("_probe", "flags")
 
     def __init__(self, loop, callback):
         super().__init__(loop, callback)
         self.ref(False)  # never keeps uv_run(DEFAULT) alive
         self._probe = select.epoll() if _EPOLL else None
+        rc = lib.uvffi_fdguard_start(self.flags)
+        if rc < 0:
+            self.close()
+            raise exception_from_uv(rc)
+
+    def _new_memory(self):
+        # uvffi_fdguard_t: the uv_prepare_t, then the flag that lets its C
+        # callback call ours (armed: see FdWatchMixin._fdwatch_arm)
+        self.flags = ffi.new("uvffi_fdguard_t *")
+        return ffi.cast("uv_prepare_t *", self.flags)
+
+    def close(self):
+        loop = self.loop
+        if loop._fd_guard is self:
+            loop._fd_guard = loop._fd_guard_flags = None
+        super().close()
 
     def probe(self, fd):
         """The OSError that registering *fd* with the backend would give
@@ -180,7 +260,7 @@ class FdWatchMixin:
         "_fd_pending": None,      # polls started since libuv last polled
         "_fd_idle": None,         # idle polls (parked or stopped), for reuse
         "_fd_guard": None,        # the _FdGuard that checks them
-        "_fd_guard_armed": False,
+        "_fd_guard_flags": None,  # its uvffi_fdguard_t (.armed)
     }
 
     # -- public API (argument checks first, as selector_events does) -----------
@@ -262,6 +342,52 @@ class FdWatchMixin:
         old.cancel()
         return True
 
+    def _fdwatch_sock(self, fd, reading, callback):
+        """Install the fd's SockWait (created on first use, with
+        *callback*) as its reader (or writer) and return it.  The common
+        case, the poll parked by the last sock_* call on this fd, for the
+        same direction, is taken back here with no further call."""
+        if self._closed:
+            raise RuntimeError('Event loop is closed')  # _check_closed
+        mask = _READABLE if reading else _WRITABLE
+        watches = self._fd_watches
+        p = watches.get(fd) if watches else None
+        if (p is not None and p.parked and p.events == mask
+                and _unpark(p.ptr) == 0):
+            # (_fdwatch_unidle's bookkeeping; parked: no reader, no writer)
+            p.parked = p.idle = False
+            idle = self._fd_idle
+            idle.discard(p)
+            if not idle and not self._fd_pending:
+                flags = self._fd_guard_flags
+                if flags is not None:
+                    flags.armed = 0
+            update = False
+        else:
+            p = self._fdwatch_get(fd, mask)
+            update = True
+        if reading:
+            w = p.rwait
+            if w is None:
+                w = p.rwait = SockWait(self, p, True, callback)
+            old, p.reader = p.reader, w
+        else:
+            w = p.wwait
+            if w is None:
+                w = p.wwait = SockWait(self, p, False, callback)
+            old, p.writer = p.writer, w
+        if w._cancelled:
+            # replaced by an add_reader meanwhile (Handle.cancel dropped
+            # its callback): in service again
+            w._cancelled = False
+            w._callback = callback
+            w._args = (w,)
+        if update:
+            self._fdwatch_update(p)
+        if old is not None and old is not w:
+            old.cancel()
+        return w
+
     # -- poll handle bookkeeping ------------------------------------------------
 
     def _fdwatch_lookup(self, fd):
@@ -302,9 +428,10 @@ class FdWatchMixin:
         p.idle = False
         idle = self._fd_idle
         idle.discard(p)
-        if not idle and not self._fd_pending and self._fd_guard_armed:
-            self._fd_guard.stop()  # nothing left for it to do
-            self._fd_guard_armed = False
+        if not idle and not self._fd_pending:
+            flags = self._fd_guard_flags
+            if flags is not None:
+                flags.armed = 0  # nothing left for the guard to do
         return True
 
     def _fdwatch_update(self, p):
@@ -332,7 +459,10 @@ class FdWatchMixin:
                 if idle is None:
                     idle = self._fd_idle = set()
                 idle.add(p)
-                self._fdwatch_arm()
+                flags = self._fd_guard_flags  # _fdwatch_arm, inline
+                if flags is None:
+                    flags = self._fdwatch_guard().flags
+                flags.armed = 1
                 return
             del self._fd_watches[p.fd]
             p.close()  # uv_poll_stop on a closed fd is harmless (EPOLL_CTL_DEL ignored)
@@ -406,7 +536,9 @@ class FdWatchMixin:
     def _fdwatch_guard(self):
         guard = self._fd_guard
         if guard is None or guard.closing:
-            guard = self._fd_guard = _FdGuard(self, self._fdwatch_check)
+            guard = _FdGuard(self, self._fdwatch_check)
+            self._fd_guard = guard
+            self._fd_guard_flags = guard.flags
         return guard
 
     def _fdwatch_start(self, p, mask):
@@ -424,21 +556,17 @@ class FdWatchMixin:
         self._fdwatch_arm()
 
     def _fdwatch_arm(self):
-        guard = self._fd_guard
-        if guard is None or guard.closing:
-            guard = self._fdwatch_guard()
-            self._fd_guard_armed = False
-        if not self._fd_guard_armed:
-            guard.start()
-            self._fd_guard_armed = True
+        flags = self._fd_guard_flags
+        if flags is None:
+            flags = self._fdwatch_guard().flags
+        flags.armed = 1
 
     def _fdwatch_check(self):
         """uv_prepare callback: right before libuv registers the polls
         started since the last iteration, drop those it would abort on,
         and close the idle ones."""
         guard = self._fd_guard
-        guard.stop()
-        self._fd_guard_armed = False
+        guard.flags.armed = 0
         self._fdwatch_flush_idle()
         pending = self._fd_pending
         if not pending:

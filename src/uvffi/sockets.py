@@ -1,11 +1,18 @@
 """The loop's ``sock_*`` coroutines, on the fd watching of ``fdwatch.py``.
 
 Each method first tries the socket call right away; only when the kernel
-says "would block" does it park a reader/writer on the fd and retry from
-there, as asyncio's selector loop does.  The watcher is removed by a done
-callback of the future, so a cancelled call leaves nothing behind (unless a
-newer call for the same fd already replaced it: then its handle is
-cancelled and the removal is skipped, exactly as in selector_events).
+says "would block" does it wait for the fd and retry from there, as
+asyncio's selector loop does.  A plain ``socket.socket`` waits through its
+fd's ``SockWait`` (fdwatch.py): one reader (writer) per poll, reused by
+every call on that fd, which the poll's callback runs in place; the call's
+future, socket and operation are stored on it, and the coroutine itself
+undoes the wait when it ends otherwise (cancelled, closed), so a call makes
+no Handle, partial or done callback, and the poll parked after one call is
+taken back by the next.  Socket subclasses and look-alikes, and debug
+mode, keep asyncio's way (``_sock_wait_handle``: a Handle per call, run
+from the ready queue in the caller's context, removed by a done callback).
+Either way a newer call on the same fd replaces the waiting one, which
+then waits until cancelled, as in selector_events.
 
 Behaviour (exceptions, messages, what is checked in debug mode only) is
 CPython's ``selector_events``/``unix_events``, with one deliberate
@@ -27,20 +34,21 @@ import sys
 from asyncio import base_events, exceptions
 
 from ._uv import ffi, lib
+from .fdwatch import SockWait
 
 _check_ssl_socket = base_events._check_ssl_socket
 _RETRY = (BlockingIOError, InterruptedError)
+_SOCKET = socket.socket
 # socket.recv(n) allocates n bytes, receives into them and shrinks them to
 # what came; above glibc's mmap threshold (128 KiB) that is an mmap, an
-# mremap and a munmap on every call.  Measured on CPython 3.11, 1 KiB
-# arriving: recv(256 KiB) 9.7 us, recv_into() a kept buffer and copy the
-# 1 KiB out 1.3 us (PyPy: 1.4-2.0 against 0.9-1.4).  So for such n,
-# sock_recv receives into a per-loop buffer (kept up to _SCRATCH_MAX) and
-# returns a copy of what came: the same bytes, as asyncio's sock.recv(n)
-# gives them.  Only for plain sockets: a subclass's own recv() is called.
-# On PyPy that copy (bytes of a memoryview slice) is the slow part, 11-16 us
-# per 64 KiB against 2 us for ffi.unpack: there the buffer is C memory and
-# the shim receives into it (uvffi_sock_recv).
+# mremap and a munmap on every call, many times the cost of receiving into
+# a kept buffer and copying out what came.  So for such n, sock_recv
+# receives into a per-loop buffer (kept up to _SCRATCH_MAX) and returns a
+# copy of what came: the same bytes, as asyncio's sock.recv(n) gives them.
+# Only for plain sockets: a subclass's own recv() is called.  On PyPy that
+# copy (bytes of a memoryview slice goes byte by byte) is the slow part:
+# there the buffer is C memory and the shim receives into it
+# (uvffi_sock_recv).  Figures: docs/performance-notes.md, "sock_* methods".
 _SCRATCH_FROM = 64 * 1024
 _SCRATCH_MAX = 1024 * 1024
 _C_SCRATCH = sys.implementation.name == "pypy" and os.name == "posix"
@@ -52,6 +60,46 @@ _sock_recv_c = lib.uvffi_sock_recv
 _SEND_WINDOW = (1024 * 1024 if sys.implementation.name == "pypy"
                 else sys.maxsize)
 _unpack = ffi.unpack
+
+
+_MORE = object()  # an op's "part of it is done, wait again" (sock_sendall)
+
+
+def _sendall_step(sock, view, pos):
+    start = pos[0]
+    start += sock.send(view[start:start + _SEND_WINDOW])
+    if start == len(view):
+        return None
+    pos[0] = start
+    return _MORE
+
+
+def _sock_ready(w):
+    """A SockWait's fd is ready: try its call's operation again (*op*: the
+    name of a socket method, looked up on every try as asyncio does, or a
+    callable taking (sock, *args)); when it no longer says "would block",
+    stop watching and finish the future."""
+    fut = w.fut
+    if fut is None or fut.done():  # cancelled: its coroutine cleans up
+        return
+    op = w.op
+    try:
+        if op.__class__ is str:
+            result = getattr(w.sock, op)(*w.args)
+        else:
+            result = op(w.sock, *w.args)
+    except _RETRY:
+        return  # spurious wake-up: wait again
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        w._loop._sock_unwatch(w, fut)
+        fut.set_exception(exc)
+        return
+    if result is _MORE:
+        return
+    w._loop._sock_unwatch(w, fut)
+    fut.set_result(result)
 
 
 def _accept(sock):
@@ -79,19 +127,30 @@ class SockMethodsMixin:
 
     async def sock_recv(self, sock, n):
         """Receive up to *n* bytes from *sock*."""
-        _check_sock(self, sock)
+        if self._debug or type(sock) is not _SOCKET:
+            _check_sock(self, sock)
         if (type(n) is int and _SCRATCH_FROM < n <= _SCRATCH_MAX
-                and type(sock) is socket.socket):
+                and type(sock) is _SOCKET):
             try:
                 return self._recv_copy(sock, n)
             except _RETRY:
+                op = self._recv_copy
+        else:
+            op = "recv"
+            try:
+                return sock.recv(n)
+            except _RETRY:
                 pass
-            return await self._sock_wait(True, sock, self._recv_copy, (n,))
+        if type(sock) is not _SOCKET or self._debug:
+            return await self._sock_wait_handle(True, sock, op, (n,))
+        # _sock_wait, inline (one coroutine less per wait)
+        fut = self.create_future()
+        w = self._sock_watch(sock, fut, True, op, (n,))
         try:
-            return sock.recv(n)
-        except _RETRY:
-            pass
-        return await self._sock_wait(True, sock, "recv", (n,))
+            return await fut
+        finally:
+            if w.fut is fut or self._sock_held:
+                self._sock_unwatch(w, fut)
 
     def _recv_copy(self, sock, n):
         """sock.recv(n) through a buffer kept on the loop (see _SCRATCH_FROM)."""
@@ -120,16 +179,26 @@ class SockMethodsMixin:
 
     async def sock_recv_into(self, sock, buf):
         """Receive into *buf*; return the number of bytes written."""
-        _check_sock(self, sock)
+        if self._debug or type(sock) is not _SOCKET:
+            _check_sock(self, sock)
         try:
             return sock.recv_into(buf)
         except _RETRY:
             pass
-        return await self._sock_wait(True, sock, "recv_into", (buf,))
+        if type(sock) is not _SOCKET or self._debug:
+            return await self._sock_wait_handle(True, sock, "recv_into", (buf,))
+        fut = self.create_future()  # _sock_wait, inline
+        w = self._sock_watch(sock, fut, True, "recv_into", (buf,))
+        try:
+            return await fut
+        finally:
+            if w.fut is fut or self._sock_held:
+                self._sock_unwatch(w, fut)
 
     async def sock_recvfrom(self, sock, bufsize):
         """Receive a datagram: (bytes, address)."""
-        _check_sock(self, sock)
+        if self._debug or type(sock) is not _SOCKET:
+            _check_sock(self, sock)
         try:
             return sock.recvfrom(bufsize)
         except _RETRY:
@@ -138,7 +207,8 @@ class SockMethodsMixin:
 
     async def sock_recvfrom_into(self, sock, buf, nbytes=0):
         """Receive a datagram into *buf*: (nbytes, address)."""
-        _check_sock(self, sock)
+        if self._debug or type(sock) is not _SOCKET:
+            _check_sock(self, sock)
         if not nbytes:
             nbytes = len(buf)
         try:
@@ -151,7 +221,8 @@ class SockMethodsMixin:
 
     async def sock_sendto(self, sock, data, address):
         """Send a datagram to *address*; return the bytes sent."""
-        _check_sock(self, sock)
+        if self._debug or type(sock) is not _SOCKET:
+            _check_sock(self, sock)
         try:
             return sock.sendto(data, address)
         except _RETRY:
@@ -160,46 +231,93 @@ class SockMethodsMixin:
 
     async def sock_sendall(self, sock, data):
         """Send all of *data*; None on success."""
-        _check_sock(self, sock)
+        if self._debug or type(sock) is not _SOCKET:
+            _check_sock(self, sock)
         try:
             n = sock.send(data)
         except _RETRY:
             n = 0
         if n == len(data):
             return
-        fut = self.create_future()
-        fd = sock.fileno()
-        self._ensure_fd_no_transport(fd)
         # [n]: the progress, shared with the retries
-        handle = self._add_writer(fd, self._sock_sendall_ready, fut, sock,
-                                  memoryview(data), [n])
-        self._sock_hold(fut, sock)
-        fut.add_done_callback(
-            functools.partial(self._sock_write_done, fd, handle=handle))
-        return await fut
-
-    def _sock_sendall_ready(self, fut, sock, view, pos):
-        if fut.done():  # cancelled in an earlier iteration
-            return
-        start = pos[0]
+        args = (memoryview(data), [n])
+        if type(sock) is not _SOCKET or self._debug:
+            return await self._sock_wait_handle(False, sock, _sendall_step, args)
+        fut = self.create_future()  # _sock_wait, inline
+        w = self._sock_watch(sock, fut, False, _sendall_step, args)
         try:
-            n = sock.send(view[start:start + _SEND_WINDOW])
-        except _RETRY:
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            fut.set_exception(exc)
-            return
-        start += n
-        if start == len(view):
-            fut.set_result(None)
-        else:
-            pos[0] = start
+            return await fut
+        finally:
+            if w.fut is fut or self._sock_held:
+                self._sock_unwatch(w, fut)
 
     # -- the common "wait until ready, then retry" path ---------------------------
 
     async def _sock_wait(self, reading, sock, op, args):
+        """Wait until *sock* is ready, then ``op`` (see _sock_ready) until it
+        no longer says "would block"; its result is the call's."""
+        if type(sock) is not _SOCKET or self._debug:
+            return await self._sock_wait_handle(reading, sock, op, args)
+        fut = self.create_future()
+        w = self._sock_watch(sock, fut, reading, op, args)
+        try:
+            return await fut
+        finally:
+            # cancelled (or closed) while waiting; _sock_ready has done this
+            # itself when the call finished
+            if w.fut is fut or self._sock_held:
+                self._sock_unwatch(w, fut)
+
+    def _sock_watch(self, sock, fut, reading, op, args):
+        """Install the fd's SockWait for *fut* (see fdwatch.SockWait): the
+        poll, parked since the last call, is taken back for it; no Handle,
+        partial or done callback per call."""
+        fd = sock.fileno()
+        if fd in self._transports.data:
+            self._ensure_fd_no_transport(fd)
+        w = self._fdwatch_sock(fd, reading, _sock_ready)
+        if w.fut is not None:
+            # a call of another task still waits here: on asyncio's loop
+            # its reader was just replaced, so it waits until cancelled;
+            # its hold on the fd moves to _sock_held
+            self._sock_hold(w.fut, w.sock, count=False)
+        w.fut = fut
+        w.sock = sock
+        w.op = op
+        w.args = args
+        sock._io_refs += 1  # the fd stays open while we wait (docstring)
+        return w
+
+    def _sock_unwatch(self, w, fut):
+        """*fut*'s call is over: its SockWait stops watching (the poll is
+        parked for the next call) and its hold on the fd is given back."""
+        if w.fut is not fut:
+            held = self._sock_held
+            if held and fut in held:  # see _sock_watch: another call took w
+                self._sock_release(fut, held[fut].fileno())
+            return
+        sock = w.sock
+        w.fut = w.sock = w.op = w.args = None
+        p = w.poll
+        if not self._closed and not p.closing:
+            if w.reading:
+                if p.reader is w:
+                    p.reader = None
+                    self._fdwatch_update(p)
+            elif p.writer is w:
+                p.writer = None
+                self._fdwatch_update(p)
+        if not sock._closed:
+            sock._io_refs -= 1
+        else:
+            self._sock_release_closed(sock, p.fd)
+
+    async def _sock_wait_handle(self, reading, sock, op, args):
+        """_sock_wait as asyncio's selector loop does it, with a Handle per
+        call run from the ready queue in the caller's context: for socket
+        subclasses and look-alikes (their methods may read context
+        variables; a mock may be swapped in) and in debug mode (slow
+        callback warnings, source tracebacks)."""
         fut = self.create_future()
         fd = sock.fileno()
         self._ensure_fd_no_transport(fd)
@@ -224,6 +342,8 @@ class SockMethodsMixin:
                 result = getattr(sock, op)(*args)
             else:
                 result = op(sock, *args)
+            if result is _MORE:
+                return  # (sock_sendall: part of it went)
         except _RETRY:
             return  # spurious wake-up: wait again
         except (SystemExit, KeyboardInterrupt):
@@ -248,15 +368,17 @@ class SockMethodsMixin:
 
     # -- the fd stays open while a call waits on it -------------------------------
 
-    def _sock_hold(self, fut, sock):
+    def _sock_hold(self, fut, sock, count=True):
         """Keep *sock*'s fd open until *fut* is done: a ``sock.close()``
-        meanwhile is deferred, as for a socket with a makefile() open."""
+        meanwhile is deferred, as for a socket with a makefile() open.
+        (*count* False: the hold is already taken, recorded here only.)"""
         if not isinstance(sock, socket.socket):
             return  # no _io_refs to hold
         held = self._sock_held
         if held is None:
             held = self._sock_held = {}
-        sock._io_refs += 1
+        if count:
+            sock._io_refs += 1
         held[fut] = sock
 
     def _sock_release(self, fut, fd):
@@ -268,6 +390,9 @@ class SockMethodsMixin:
         if not sock._closed:
             sock._io_refs -= 1
             return
+        self._sock_release_closed(sock, fd)
+
+    def _sock_release_closed(self, sock, fd):
         if sock._io_refs <= 1:
             # the fd is about to be closed: its watch goes first, while the
             # number still names this socket
@@ -275,14 +400,21 @@ class SockMethodsMixin:
         sock._decref_socketios()
 
     def close(self):
+        # the waiting calls never finish now (their futures stay pending, as
+        # on asyncio's loop): close what they kept open
+        waiting = []
+        for p in list((self._fd_watches or {}).values()):
+            for w in (p.rwait, p.wwait):
+                if w is not None and w.fut is not None:
+                    waiting.append(w.sock)
+                    w.fut = w.sock = w.op = w.args = None
         try:
             super().close()
         finally:
-            # the waiting calls never finish now (their futures stay
-            # pending, as on asyncio's loop): close what they kept open
             held = self._sock_held
             self._sock_held = None
-            for sock in (held.values() if held else ()):
+            waiting.extend(held.values() if held else ())
+            for sock in waiting:
                 if sock._closed and sock._io_refs <= 1 and sock.fileno() >= 0:
                     self._fdwatch_forget(sock.fileno(), idle_only=False)
                 sock._decref_socketios()
@@ -291,7 +423,8 @@ class SockMethodsMixin:
 
     async def sock_connect(self, sock, address):
         """Connect *sock* to *address* (resolved through the loop)."""
-        _check_sock(self, sock)
+        if self._debug or type(sock) is not _SOCKET:
+            _check_sock(self, sock)
         if sock.family == socket.AF_INET or (
                 base_events._HAS_IPv6 and sock.family == socket.AF_INET6):
             resolved = await self._ensure_resolved(
@@ -347,7 +480,8 @@ class SockMethodsMixin:
 
     async def sock_accept(self, sock):
         """Accept a connection: (conn, address), conn non-blocking."""
-        _check_sock(self, sock)
+        if self._debug or type(sock) is not _SOCKET:
+            _check_sock(self, sock)
         try:
             return _accept(sock)
         except _RETRY:
