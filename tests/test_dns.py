@@ -8,6 +8,7 @@ import socket
 import pytest
 
 from uvffi import dns as uvdns
+from _dnsspy import spy_submit
 
 HAS_IPV6 = socket.has_ipv6
 try:
@@ -84,20 +85,6 @@ def test_getaddrinfo_ipv6_sockaddr_is_a_4_tuple(loop):
     assert infos and all(len(info[4]) == 4 for info in infos)
     assert infos[0][4] == ("::1", 22, 0, 0)
     assert infos == socket.getaddrinfo("::1", "ssh", family=socket.AF_INET6)
-
-
-def spy_submit(monkeypatch):
-    """The lookups the loop queues for libuv's thread pool."""
-    started = []
-    orig = uvdns._submit
-
-    def spy(*args):
-        r = orig(*args)
-        started.append(r)
-        return r
-
-    monkeypatch.setattr(uvdns, "_submit", spy)
-    return started
 
 
 def test_getaddrinfo_resolves_names_through_libuv(loop, monkeypatch):

@@ -12,7 +12,7 @@ import socket
 
 import pytest
 
-from uvffi import dns as uvdns
+from _dnsspy import spy_submit
 
 # A 256-character label, hex-prefixed: libuv's 256-byte host buffer once
 # truncated it into "0x00...07f000001", which inet_aton reads as 127.0.0.1
@@ -115,15 +115,7 @@ def test_names_reach_the_resolver_as_the_socket_module_passes_them(
         loop, monkeypatch, host):
     # the lookup queue hands getaddrinfo() the bytes as they are (no IDNA,
     # no host buffer, as uv_getaddrinfo would have): no executor detour
-    started = []
-    orig = uvdns._submit
-
-    def spy(*args):
-        r = orig(*args)
-        started.append(r)
-        return r
-
-    monkeypatch.setattr(uvdns, "_submit", spy)
+    started = spy_submit(monkeypatch)
     monkeypatch.setattr(loop, "run_in_executor", None)
     expected = outcome(socket.getaddrinfo, host, 80)
     assert loop_outcome(loop, loop.getaddrinfo, host, 80) == expected

@@ -14,6 +14,7 @@ import pytest
 
 import uvffi
 from uvffi import dns as uvdns
+from uvffi import dnsargs
 from uvffi._uv import ffi, lib
 from _uvhost import Host, close_host
 
@@ -42,13 +43,13 @@ def loop_outcome(loop, *args, **kwargs):
 
 def spy_probe(monkeypatch):
     probed = []
-    orig = uvdns._numeric_probe
+    orig = dnsargs.numeric_probe
 
     def spy(*args):
         probed.append(args)
         return orig(*args)
 
-    monkeypatch.setattr(uvdns, "_numeric_probe", spy)
+    monkeypatch.setattr(uvdns, "numeric_probe", spy)
     return probed
 
 
@@ -159,12 +160,12 @@ def test_debug_mode_takes_the_same_paths(loop, monkeypatch):
 
 
 def test_memo_tables_stay_bounded():
-    for i in range(3 * uvdns._MEMO_MAX):
-        assert uvdns._fast_node("host%d.invalid" % i) == \
+    for i in range(3 * dnsargs.MEMO_MAX):
+        assert dnsargs.fast_node("host%d.invalid" % i) == \
             b"host%d.invalid" % i
-        assert uvdns._fast_service("svc%d" % i) == b"svc%d" % i
-    assert len(uvdns._str_nodes) <= uvdns._MEMO_MAX
-    assert len(uvdns._str_services) <= uvdns._MEMO_MAX
+        assert dnsargs.fast_service("svc%d" % i) == b"svc%d" % i
+    assert len(dnsargs.str_nodes) <= dnsargs.MEMO_MAX
+    assert len(dnsargs.str_services) <= dnsargs.MEMO_MAX
 
 
 # -- answers converted by the C side -----------------------------------------

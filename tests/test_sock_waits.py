@@ -55,6 +55,19 @@ def assert_no_holds(loop, *socks):
         assert not loop._sock_held
 
 
+def assert_released(loop, sock):
+    """No watcher left on *sock*'s fd and no hold on it."""
+    assert no_watcher(loop, sock)
+    assert_no_holds(loop, sock)
+
+
+async def cancelled(task):
+    """Cancel a waiting call and see it end with CancelledError."""
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
 async def until_waiting(*futs):
     for _ in range(3):
         await asyncio.sleep(0)
@@ -72,8 +85,7 @@ def test_wait_then_data(any_loop, sockets):
         return await t
 
     assert run(any_loop, main()) == b"late"
-    assert no_watcher(any_loop, a)
-    assert_no_holds(any_loop, a)
+    assert_released(any_loop, a)
 
 
 def test_many_waits_in_turn_on_both_directions(any_loop, sockets):
@@ -112,15 +124,12 @@ def test_a_newer_call_replaces_a_waiting_one(any_loop, sockets):
         assert await second == b"data"
         await asyncio.sleep(0.01)
         assert not first.done()
-        first.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await first
+        await cancelled(first)
         b.send(b"more")  # the fd still works for a third call
         return await any_loop.sock_recv(a, 10)
 
     assert run(any_loop, main()) == b"more"
-    assert no_watcher(any_loop, a)
-    assert_no_holds(any_loop, a)
+    assert_released(any_loop, a)
 
 
 def test_replaced_call_cancelled_before_the_newer_one_ends(any_loop, sockets):
@@ -131,16 +140,13 @@ def test_replaced_call_cancelled_before_the_newer_one_ends(any_loop, sockets):
         await until_waiting(first)
         second = asyncio.ensure_future(any_loop.sock_recv(a, 10))
         await until_waiting(first, second)
-        first.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await first
+        await cancelled(first)
         await until_waiting(second)  # still watched
         b.send(b"data")
         return await second
 
     assert run(any_loop, main()) == b"data"
-    assert no_watcher(any_loop, a)
-    assert_no_holds(any_loop, a)
+    assert_released(any_loop, a)
 
 
 def test_add_reader_replaces_a_waiting_call(any_loop, sockets):
@@ -161,9 +167,7 @@ def test_add_reader_replaces_a_waiting_call(any_loop, sockets):
         b.send(b"for the reader")
         await got
         assert not t.done()
-        t.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await t
+        await cancelled(t)
         assert any_loop.remove_reader(a.fileno()) is True
         # and a call after it watches the fd again
         b.send(b"again")
@@ -171,8 +175,7 @@ def test_add_reader_replaces_a_waiting_call(any_loop, sockets):
 
     assert run(any_loop, main()) == b"again"
     assert fired == [b"for the reader"]
-    assert no_watcher(any_loop, a)
-    assert_no_holds(any_loop, a)
+    assert_released(any_loop, a)
 
 
 def test_remove_reader_under_a_waiting_call(any_loop, sockets):
@@ -187,14 +190,11 @@ def test_remove_reader_under_a_waiting_call(any_loop, sockets):
         b.send(b"unseen")
         await asyncio.sleep(0.02)
         assert not t.done()
-        t.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await t
+        await cancelled(t)
         return await any_loop.sock_recv(a, 10)
 
     assert run(any_loop, main()) == b"unseen"
-    assert no_watcher(any_loop, a)
-    assert_no_holds(any_loop, a)
+    assert_released(any_loop, a)
 
 
 def test_cancel_queued_before_the_poll_keeps_the_data(any_loop, sockets):
@@ -245,8 +245,7 @@ def test_reader_and_writer_calls_on_one_fd(any_loop, sockets):
         return got
 
     assert run(any_loop, main()) > 200000
-    assert no_watcher(any_loop, a)
-    assert_no_holds(any_loop, a)
+    assert_released(any_loop, a)
 
 
 def test_eof_while_waiting(any_loop, sockets):
@@ -260,8 +259,7 @@ def test_eof_while_waiting(any_loop, sockets):
         return await t
 
     assert run(any_loop, main()) == 0  # EOF from a socketpair
-    assert no_watcher(any_loop, a)
-    assert_no_holds(any_loop, a)
+    assert_released(any_loop, a)
 
 
 def test_plain_socket_reuses_its_sockwait(loop, pair):

@@ -38,6 +38,9 @@ from ._uv import ffi, lib
 from ._callbacks import def_extern, report
 from .errors import gaierror_from_uv
 from .handles import UVHandle
+from .dnsargs import (C_INTS, as_c_int, bytes_nodes, c_uint_wrap,
+                      encode_host, encode_port, fast_node, fast_service,
+                      host_style, int_services, numeric_probe, str_nodes)
 
 logger = logging.getLogger("asyncio")  # where BaseEventLoop logs this too
 
@@ -60,165 +63,6 @@ assert _REC.size == ffi.sizeof("uvffi_ai_rec"), "uvffi_ai_rec layout"
 _iter_records = _REC.iter_unpack
 
 
-def _c_uint_wrap(value):
-    """An argument parsed as "I": unsigned int, silently truncated."""
-    return operator.index(value) & 0xffffffff
-
-
-def _encode_host(host):
-    """Host argument of socket.getaddrinfo -> bytes or None, same checks."""
-    if host is None:
-        return None
-    if isinstance(host, str):
-        return host.encode("idna")
-    if isinstance(host, bytes):
-        return host
-    raise TypeError("getaddrinfo() argument 1 must be string or None")
-
-
-def _encode_port(port):
-    if port is None:
-        return None
-    if isinstance(port, int):
-        if not -(1 << 63) <= port < (1 << 63):  # PyLong_AsLong, LP64
-            raise OverflowError("Python int too large to convert to C long")
-        return b"%d" % port
-    if isinstance(port, str):
-        return port.encode("utf-8")
-    if isinstance(port, bytes):
-        return port
-    raise OSError("Int or String expected")
-
-
-def _as_c_int(value):
-    """An int already accepted by the socket module, as the C int it became
-    (PyPy's socket truncates where CPython raises)."""
-    return ((value + 0x80000000) & 0xffffffff) - 0x80000000
-
-
-def _with_flag(flags, flag):
-    try:
-        # int(flag): or-ing an int into an IntFlag member masks unknown
-        # bits away (flags=-1 became valid flags instead of EAI_BADFLAGS)
-        return operator.index(flags) | int(flag)
-    except TypeError:
-        return flags  # not an int: the socket module raises its own error
-
-
-def _c_string_empty(host):
-    """Whether *host* is the empty string once seen as a C string."""
-    try:
-        return not _encode_host(host).split(b"\0", 1)[0]
-    except (TypeError, UnicodeError):
-        return False
-
-
-def _numeric_probe(host, port, family, type, proto, flags):
-    """Ask the C resolver with AI_NUMERICHOST, which never leaves the
-    process.  Returns its answer when *host* is a literal (or None): the
-    same answer as without the flag.  Returns None when a real lookup is
-    needed.  Argument errors come out exactly as socket.getaddrinfo raises
-    them on this interpreter."""
-    try:
-        return socket.getaddrinfo(host, port, family, type, proto,
-                                  _with_flag(flags, socket.AI_NUMERICHOST))
-    except socket.gaierror:
-        if host is None or _c_string_empty(host):
-            # no name to resolve: the real call answers the same.  (An empty
-            # name, or one starting with NUL, which the socket module cuts
-            # there, is refused by the C resolver; libuv would say EINVAL.)
-            raise
-        return None  # a name (or bad hints, which libuv reports in turn)
-
-
-# -- the fast path's forms of arguments ------------------------------------------
-
-# Argument classes the fast path hands to C as they are: the socket module
-# takes them as the C int they hold ("i"), and cffi refuses values a C int
-# cannot hold (OverflowError before any call), which then take the probe.
-_C_INTS = frozenset((int, socket.AddressFamily, socket.SocketKind,
-                     socket.AddressInfo))
-
-# host/port -> the C string the socket module hands the resolver, for
-# those the fast path takes.  Pure functions of the argument (the idna
-# codec), memoized; bounded so that a stream of distinct names cannot grow
-# them without end.
-_MEMO_MAX = 1024
-_str_nodes = {}
-_bytes_nodes = {}
-_str_services = {}
-_int_services = {}
-
-
-def _name_node(node):
-    """Whether *node* (host bytes) is a name the fast path may queue without
-    the probe: not empty, not possibly a literal (those start with a digit
-    or contain a colon), no NUL (where the C resolver stops reading)."""
-    return (node != b"" and not node[:1].isdigit() and b":" not in node and
-            b"\0" not in node)
-
-
-def _memo(table, key, value):
-    if len(table) >= _MEMO_MAX:
-        table.clear()
-    table[key] = value
-    return value
-
-
-def _fast_node(host):
-    """*host* as the bytes socket.getaddrinfo would resolve, or None when it
-    takes the probe (a possible literal, an encoding error to raise ...)."""
-    if _type(host) is str:
-        try:
-            node = host.encode("idna")
-        except UnicodeError:
-            return None
-        if _name_node(node):
-            return _memo(_str_nodes, host, node)
-    elif _type(host) is bytes and _name_node(host):
-        return _memo(_bytes_nodes, host, host)
-    return None
-
-
-def _fast_service(port):
-    """*port* as socket.getaddrinfo passes it to the resolver, when it does
-    so without a word (no error, no cut at a NUL); else None."""
-    cls = _type(port)
-    if cls is int:
-        if 0 <= port <= 0xffff:
-            return _memo(_int_services, port, b"%d" % port)
-        return None
-    if cls is str:
-        if port.isascii() and "\0" not in port:
-            return _memo(_str_services, port, port.encode("ascii"))
-        return None
-    if port is None:
-        return _NULL
-    if cls is bytes and b"\0" not in port:
-        return port
-    return None
-
-
-_host_styles = []
-
-
-def _host_style():
-    """How this interpreter's socket module writes an address: CPython
-    with inet_ntop(), PyPy with getnameinfo(), which adds the IPv6 scope.
-    Asked of the socket module itself, with a literal (no lookup)."""
-    if not _host_styles:
-        try:
-            infos = socket.getaddrinfo("::1%1", 0, socket.AF_INET6,
-                                       socket.SOCK_STREAM, 0,
-                                       socket.AI_NUMERICHOST)
-            scoped = "%" in infos[0][4][0]
-        except (OSError, IndexError):  # no IPv6: nothing to tell apart
-            scoped = False
-        _host_styles.append(lib.UVFFI_HOST_GETNAMEINFO if scoped
-                            else lib.UVFFI_HOST_INET_NTOP)
-    return _host_styles[0]
-
-
 # -- requests ---------------------------------------------------------------------
 
 class _Resolver(UVHandle):
@@ -237,7 +81,7 @@ class _Resolver(UVHandle):
         self._init_done(lib.uvffi_gaiq_init(loop._uv_loop, self.queue))
 
     def _new_memory(self):
-        self.queue = queue = lib.uvffi_gaiq_new(_host_style())
+        self.queue = queue = lib.uvffi_gaiq_new(host_style())
         if queue == _NULL:
             raise MemoryError
         return ffi.cast("uv_async_t *", queue)
@@ -329,17 +173,17 @@ def _fast_submit(loop, host, port, family, socktype, proto, flags):
     loop._check_closed()
     cls = _type(host)
     if cls is str:
-        node = _str_nodes.get(host) or _fast_node(host)
+        node = str_nodes.get(host) or fast_node(host)
     elif cls is bytes:
-        node = _bytes_nodes.get(host) or _fast_node(host)
+        node = bytes_nodes.get(host) or fast_node(host)
     else:
         return None
-    service = _int_services.get(port) if _type(port) is int else None
+    service = int_services.get(port) if _type(port) is int else None
     if service is None:
-        service = _fast_service(port)
-    if (node is None or service is None or _type(family) not in _C_INTS or
-            _type(socktype) not in _C_INTS or _type(proto) not in _C_INTS or
-            _type(flags) not in _C_INTS):
+        service = fast_service(port)
+    if (node is None or service is None or _type(family) not in C_INTS or
+            _type(socktype) not in C_INTS or _type(proto) not in C_INTS or
+            _type(flags) not in C_INTS):
         return None
     return _submit(loop, node, service, family, socktype, proto, flags)
 
@@ -431,7 +275,7 @@ def _convert_addrinfo(res):
     rec = _new("uvffi_ai_rec *")
     buf = ffi.buffer(rec)
     while res != _NULL:
-        if lib.uvffi_ai_rec_fill(res, rec, _host_style()) == 0:
+        if lib.uvffi_ai_rec_fill(res, rec, host_style()) == 0:
             out.extend(_records(bytes(buf), res))
         else:
             canon = res.ai_canonname
@@ -513,14 +357,14 @@ def _getnameinfo_sockaddr(sockaddr, flags):
     except TypeError:
         probe_flags = flags  # not an int: the socket module raises
     socket.getnameinfo(sockaddr, probe_flags)
-    flags = _as_c_int(operator.index(flags))
+    flags = as_c_int(operator.index(flags))
     host = sockaddr[0]
     port = operator.index(sockaddr[1])
-    flowinfo = _c_uint_wrap(sockaddr[2]) if len(sockaddr) > 2 else 0
-    scope_id = _c_uint_wrap(sockaddr[3]) if len(sockaddr) > 3 else 0
+    flowinfo = c_uint_wrap(sockaddr[2]) if len(sockaddr) > 2 else 0
+    scope_id = c_uint_wrap(sockaddr[3]) if len(sockaddr) > 3 else 0
     # What CPython does next: resolve the *numeric* host (no lookup leaves
     # the process), requiring exactly one address.
-    infos = socket.getaddrinfo(host, "%d" % _as_c_int(port), socket.AF_UNSPEC,
+    infos = socket.getaddrinfo(host, "%d" % as_c_int(port), socket.AF_UNSPEC,
                                socket.SOCK_DGRAM, 0, socket.AI_NUMERICHOST)
     family, _, _, _, addr = infos[0]
     out = ffi.new("struct sockaddr_storage *")
@@ -587,17 +431,17 @@ class DnsMixin:
         r = _fast_submit(self, host, port, family, type, proto, flags)
         if r is not None:
             return await _wait(r)
-        infos = _numeric_probe(host, port, family, type, proto, flags)
+        infos = numeric_probe(host, port, family, type, proto, flags)
         if infos is not None:
             return infos
         # arguments the socket module accepted; convert them as it does
-        node = _encode_host(host)
-        service = _encode_port(port)
+        node = encode_host(host)
+        service = encode_port(port)
         r = _submit(
             self, _NULL if node is None else node,
             _NULL if service is None else service,
-            _as_c_int(operator.index(family)), _as_c_int(operator.index(type)),
-            _as_c_int(operator.index(proto)), _as_c_int(operator.index(flags)))
+            as_c_int(operator.index(family)), as_c_int(operator.index(type)),
+            as_c_int(operator.index(proto)), as_c_int(operator.index(flags)))
         return await _wait(r)
 
     async def getnameinfo(self, sockaddr, flags=0):

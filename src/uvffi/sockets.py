@@ -34,7 +34,6 @@ import sys
 from asyncio import base_events, exceptions
 
 from ._uv import ffi, lib
-from .fdwatch import SockWait
 
 _check_ssl_socket = base_events._check_ssl_socket
 _RETRY = (BlockingIOError, InterruptedError)
@@ -240,16 +239,8 @@ class SockMethodsMixin:
         if n == len(data):
             return
         # [n]: the progress, shared with the retries
-        args = (memoryview(data), [n])
-        if type(sock) is not _SOCKET or self._debug:
-            return await self._sock_wait_handle(False, sock, _sendall_step, args)
-        fut = self.create_future()  # _sock_wait, inline
-        w = self._sock_watch(sock, fut, False, _sendall_step, args)
-        try:
-            return await fut
-        finally:
-            if w.fut is fut or self._sock_held:
-                self._sock_unwatch(w, fut)
+        return await self._sock_wait(
+            False, sock, _sendall_step, (memoryview(data), [n]))
 
     # -- the common "wait until ready, then retry" path ---------------------------
 

@@ -159,12 +159,19 @@ def _make_aiohttp_worker() -> type:
                 shutdown_timeout=self.cfg.graceful_timeout / 100 * 95,
             )
 
-    for cls in (DrainingAppRunner, AiohttpWorker):
+    return _published(AiohttpWorker, DrainingAppRunner)
+
+
+def _published(worker, helper):
+    """A worker class made inside a factory, named as if defined here
+    (gunicorn and pickling find it as uvffi.workers.NAME), with its helper
+    class as an attribute."""
+    for cls in (helper, worker):
         cls.__module__ = __name__
-    DrainingAppRunner.__qualname__ = "AiohttpWorker.DrainingAppRunner"
-    AiohttpWorker.__qualname__ = "AiohttpWorker"
-    AiohttpWorker.DrainingAppRunner = DrainingAppRunner
-    return AiohttpWorker
+    helper.__qualname__ = "%s.%s" % (worker.__name__, helper.__name__)
+    worker.__qualname__ = worker.__name__
+    setattr(worker, helper.__name__, helper)
+    return worker
 
 
 # -- uvicorn ---------------------------------------------------------------
@@ -245,12 +252,7 @@ def _make_uvicorn_worker() -> type:
             if not server.started:
                 sys.exit(_Arbiter.WORKER_BOOT_ERROR)
 
-    for cls in (DrainingServer, UvicornWorker):
-        cls.__module__ = __name__
-    DrainingServer.__qualname__ = "UvicornWorker.DrainingServer"
-    UvicornWorker.__qualname__ = "UvicornWorker"
-    UvicornWorker.DrainingServer = DrainingServer
-    return UvicornWorker
+    return _published(UvicornWorker, DrainingServer)
 
 
 _FACTORIES = {
