@@ -78,12 +78,13 @@ def test_tasks_and_timers_run_inside_the_hosts_uv_run(host, debug):
     host.run_until(task.done)
     assert task.result() == 42
     assert order == ["soon", "later-1", "later-2", "slept"]
-    # outside the host's uv_run nothing claims to be running
-    with pytest.raises(RuntimeError):
-        asyncio.get_running_loop()
+    # between the host's uv_run calls too, the guest is the running loop
+    assert asyncio.get_running_loop() is loop
     assert loop.is_running() and loop.is_guest_running()
     finish(loop, host)
     assert not loop.is_running()
+    with pytest.raises(RuntimeError):  # stop_guest gave the thread back
+        asyncio.get_running_loop()
 
 
 def test_loop_stop_ends_guest_mode_and_lets_uv_run_default_return(host):

@@ -3,20 +3,25 @@
 
 Guest mode (``Loop.from_uv_loop(ptr)`` + ``loop.start_guest()``): the host
 keeps calling ``uv_run`` on its own loop and asyncio makes progress inside
-it through four handles of ours on the host's loop:
+it.  For all of guest mode the guest is this thread's running loop, with
+its async-generator hooks installed, as during ``run_forever``.  Four
+handles of ours on the host's loop (guesthandles.py):
 
 * a ``uv_prepare_t`` runs one asyncio step (CPython's own
   ``BaseEventLoop._run_once`` with a selector that never blocks) before the
-  host polls for I/O, and enters the "running" state (running loop,
-  async-generator hooks);
+  host polls for I/O;
 * a ``uv_check_t`` runs one more step right after the poll, so callbacks
-  queued by I/O run in the same host iteration, and leaves that state: the
-  bracket prepare -> poll -> check covers the I/O callbacks of our handles;
+  queued by I/O run in the same host iteration;
 * a ``uv_idle_t`` (C no-op callback) is active only while asyncio's ready
   queue is not empty, so that the host's poll does not block;
-* a ``uv_timer_t`` (C no-op callback) is armed for the earliest
-  ``call_later`` deadline, so that the poll wakes up in time; the due
-  callbacks themselves run in the next step.
+* a ``uv_timer_t`` is armed for the earliest ``call_later`` deadline, so
+  that the poll wakes up in time; the due callbacks run in the next step.
+
+The prepare and check callbacks are C functions that call Python only when
+the guest's "wanted" flag is set: an idle guest costs the host's
+iterations no Python call.  A step that leaves asyncio idle clears the flag
+and listens for work arriving from outside the steps (_guest_listen); each
+way it can arrive sets the flag.
 
 The contract (ownership, threading, lifetime) is in docs/embedding.md.
 """
@@ -26,7 +31,8 @@ import threading
 from asyncio import events
 
 from ._uv import ffi, lib
-from .handles import Check, Idle, Prepare, Timer
+from .handles import Idle
+from .guesthandles import GuestCheck, GuestPrepare, GuestTimer, new_wanted_flag
 from . import guestrun
 
 try:  # the C-API side of PyCapsule support (see _binding/capsule.c)
@@ -47,6 +53,7 @@ _foreign_loops = set()   # loops over a host's uv_loop_t, until close()
 _guest_loops = set()     # loops in guest mode (owned ones included)
 _draining = set()        # closed loops whose handles wait for the host's uv_run
 
+_get_ident = threading.get_ident
 _local = threading.local()  # .guest: the loop in guest mode in this thread
 
 _POINTER_LIMIT = 1 << (8 * ffi.sizeof("void *"))
@@ -111,34 +118,38 @@ class _Guest:
     """The handles and state of guest mode, created on first start_guest()
     and closed with the loop."""
 
-    __slots__ = ("prepare", "check", "idle", "timer", "active", "paused",
-                 "entered", "in_step", "busy", "timer_on", "due", "armed_n",
+    __slots__ = ("prepare", "check", "idle", "timer", "wanted",
+                 "plain_append", "append_and_want", "listening", "active", "paused",
+                 "entered", "in_step", "busy", "timer_on",
                  "prev_loop", "prev_hooks", "saved_selector",
                  "signals")
 
     def __init__(self, loop):
-        self.prepare = Prepare(loop, loop._guest_on_prepare)
-        self.check = Check(loop, loop._guest_on_check)
+        # 1: the next host iteration runs an asyncio step (the C callbacks
+        # of prepare and check test it; the timer sets it)
+        wanted = self.wanted = new_wanted_flag()
+        self.prepare = GuestPrepare(loop, loop._guest_on_prepare, wanted)
+        self.check = GuestCheck(loop, loop._guest_on_check, wanted)
         self.idle = Idle(loop, None)       # started with a C no-op callback
-        self.timer = Timer(loop, self._on_timer)
+        self.timer = GuestTimer(loop, wanted)
         self.prepare.ref(False)  # the check handle carries keep_alive
         self.active = self.paused = self.entered = self.in_step = False
         # busy: asyncio had callbacks ready after the last step; then the
-        # idle handle keeps the host's poll from blocking and the prepare
-        # handle is stopped (the check step runs two steps instead)
+        # idle handle keeps the host's poll from blocking, the prepare
+        # handle is stopped (the check step runs two steps instead) and
+        # wanted stays 1
         self.busy = self.timer_on = False
-        # idle, a host iteration runs no asyncio step unless there is work:
-        # callbacks ready, the guest timer fired (due) or timers were added
-        # since the last step armed it (the queue's count only grows
-        # outside steps)
-        self.due = False
-        self.armed_n = -1
+        # idle: call_soon's append sets wanted (see _guest_listen)
+        plain_append = self.plain_append = loop._uv_ready_append
+
+        def append_and_want(handle):
+            plain_append(handle)
+            wanted[0] = 1
+        self.append_and_want = append_and_want
+        self.listening = False
         self.prev_loop = self.prev_hooks = None
         self.saved_selector = None
         self.signals = False
-
-    def _on_timer(self):
-        self.due = True
 
     def start(self, keep_alive):
         self.check.ref(keep_alive)
@@ -148,6 +159,7 @@ class _Guest:
     def pause(self):
         """Stop every guest handle: no Python code runs from the host's
         loop any more (handles stay initialised for a later start)."""
+        self.wanted[0] = 0
         self.prepare.stop()
         self.check.stop()
         if self.busy:
@@ -235,6 +247,9 @@ class EmbeddingMixin:
         if self._guest_exc is not None or self._fatal is not None:
             raise RuntimeError("stop_guest() must report the previous "
                                "guest-mode error first")
+        if events._get_running_loop() is not None:
+            raise RuntimeError("Cannot run the event loop while another "
+                               "loop is running")
         g = self._guest
         if g is None:
             g = self._guest = _Guest(self)
@@ -258,10 +273,14 @@ class EmbeddingMixin:
         if not self._uv_owned:
             self._uv_async.ref(keep_alive)
         try:
+            self._guest_enter()
             g.start(keep_alive)
             # Ctrl-C while the host sleeps in its poll (main thread only).
             g.signals = self._signals_enter_run()
             self._guest_arm()
+            # the host's first iteration runs Python, idle or not: it is
+            # where a host that runs uv_run in another thread is caught
+            g.wanted[0] = 1
         except BaseException:
             self._guest_leave()
             raise
@@ -314,23 +333,21 @@ class EmbeddingMixin:
             self._uv_async.ref(False)
 
     # -- guest mode: callbacks from the host's uv_run ------------------------------
+    # (their C side calls them only while the wanted flag is set)
 
     def _guest_on_prepare(self):
         # Runs only while asyncio was idle at the end of the last step (the
-        # prepare handle is stopped while it is busy, see _guest_arm): it
-        # makes the guest the running loop for the host's poll, and runs
-        # work that arrived since (a timer, host code between uv_run calls)
+        # prepare handle is stopped while it is busy, see _guest_arm): work
+        # that arrived since (a timer, host code between uv_run calls) runs
         # before the poll can block.
         g = self._guest
         try:
-            if g.entered or self._guest_enter():
-                if (self._ready or g.due or self._scheduled.n != g.armed_n
-                        or self._stopping or self._fatal is not None):
-                    self._guest_step()
-                    # The host polls next: what it reads for us waits
-                    # behind the callbacks queued by now, as _run_once
-                    # orders a poll (the check step delivers it).
-                    self._uv_defer_io = bool(self._ready)
+            if g.active and not g.paused and self._guest_in_thread():
+                self._guest_step()
+                # The host polls next: what it reads for us waits behind
+                # the callbacks queued by now, as _run_once orders a poll
+                # (the check step delivers it).
+                self._uv_defer_io = bool(self._ready)
         except BaseException as exc:  # noqa: BLE001 - cannot cross the host
             self._uv_defer_io = False
             self._guest_fail(exc)
@@ -339,48 +356,36 @@ class EmbeddingMixin:
         self._uv_defer_io = False
         g = self._guest
         try:
-            if g.entered or self._guest_enter():
-                try:
-                    # idle, an iteration where nothing reached asyncio (the
-                    # host's own work) costs no step
-                    if (g.busy or self._ready or g.due
-                            or self._scheduled.n != g.armed_n
-                            or self._stopping or self._fatal is not None):
-                        self._guest_step()
-                    if g.busy and g.active and self._ready:
-                        # the step the stopped prepare handle would run
-                        # before the next poll: one poll per two steps, as
-                        # with prepare, for one crossing instead of two
-                        self._guest_step()
-                finally:
-                    # Busy, the guest stays the running loop until the next
-                    # check (no prepare step enters it for the poll): it
-                    # steps out once asyncio goes idle, or leaves guest mode.
-                    if not (g.busy and g.active):
-                        self._guest_exit()
+            if g.active and not g.paused and self._guest_in_thread():
+                self._guest_step()
+                if g.busy and g.active and self._ready:
+                    # the step the stopped prepare handle would run before
+                    # the next poll: one poll per two steps, as with
+                    # prepare, for one crossing instead of two
+                    self._guest_step()
                 if g.busy and g.active:
                     self._uv_defer_io = bool(self._ready)
         except BaseException as exc:  # noqa: BLE001 - cannot cross the host
             self._uv_defer_io = False
             self._guest_fail(exc)
 
+    def _guest_in_thread(self):
+        if _get_ident() != self._thread_id:
+            raise _GuestThreadError(
+                "guest mode was started in thread %s but the host ran the "
+                "loop in thread %s" % (self._thread_id, _get_ident()))
+        return True
+
     def _guest_enter(self):
-        """Become the running loop of this thread until the check phase.
+        """Become the running loop of this thread, for all of guest mode.
         (uvffi's error routing finds the guest as the running loop: no
         driving loop is recorded.)"""
         g = self._guest
-        if g is None or not g.active or g.paused:
-            return False
         if g.entered:
-            return True
-        if threading.get_ident() != self._thread_id:
-            raise _GuestThreadError(
-                "guest mode was started in thread %s but the host ran the "
-                "loop in thread %s" % (self._thread_id, threading.get_ident()))
+            return
         g.prev_loop = events._get_running_loop()
         events._set_running_loop(self)
         g.entered = True
-        return True
 
     def _guest_exit(self):
         g = self._guest
@@ -396,7 +401,8 @@ class EmbeddingMixin:
         if self._fatal is not None:  # e.g. Ctrl-C seen by an I/O callback
             self._guest_raise_fatal()
         g.in_step = True
-        g.due = False
+        if g.listening:  # within a step, the step's end looks at the queues
+            self._guest_unlisten()
         try:
             self._run_once()
         finally:
@@ -418,10 +424,22 @@ class EmbeddingMixin:
             raise fatal
 
     def _guest_arm(self):
-        """Make the host's next poll return when asyncio has work."""
+        """Make the host's next poll return when asyncio has work, and
+        its iterations run Python only then."""
         g = self._guest
-        if self._ready:
-            if not g.busy:
+        ready = self._ready
+        if not ready:
+            # Listen first, then clear the flag, then look again: another
+            # thread's call_soon_threadsafe either lands before the look
+            # or sets the flag after it was cleared.
+            if not g.listening:
+                self._guest_listen()
+            g.wanted[0] = 0
+        if ready:
+            if not g.busy:  # (busy, the flag stays 1 and nobody listens)
+                g.wanted[0] = 1
+                if g.listening:
+                    self._guest_unlisten()
                 lib.uvffi_idle_start_noop(g.idle.ptr)
                 g.prepare.stop()
                 g.busy = True
@@ -432,7 +450,6 @@ class EmbeddingMixin:
             g.busy = False
         q = self._scheduled
         when = q.peek_when()
-        g.armed_n = q.n
         if when is not None:
             delay = min(when - self.time(), _MAX_TIMEOUT)
             ms = math.ceil(delay * 1000.0) if delay > 0 else 0
@@ -441,6 +458,36 @@ class EmbeddingMixin:
         elif g.timer_on:
             g.timer.stop()
             g.timer_on = False
+
+    def _guest_listen(self):
+        """Idle: every way work can reach asyncio outside its steps sets
+        the wanted flag.  call_soon (the loop's own appends), appends to
+        ``loop._ready`` by anyone (asyncio's call_soon_threadsafe, foreign
+        handles) and timers added set it here; stop() and a fatal error in
+        a callback set it themselves (_guest_want)."""
+        g = self._guest
+        wanted = g.wanted
+        self._uv_ready_append = g.append_and_want
+        self._ready.wake = wanted
+        self._scheduled.set_watch(wanted)
+        g.listening = True
+
+    def _guest_unlisten(self):
+        g = self._guest
+        g.listening = False
+        self._uv_ready_append = g.plain_append
+        self._ready.wake = None
+        self._scheduled.clear_watch()
+
+    def _guest_want(self):
+        """Have the host's next iteration run an asyncio step."""
+        g = self._guest
+        if g is not None and g.active:
+            g.wanted[0] = 1
+
+    def stop(self):
+        super().stop()
+        self._guest_want()
 
     def _guest_rearm(self):
         """After work was queued from outside the guest's steps (host code
@@ -470,6 +517,8 @@ class EmbeddingMixin:
         if g is not None:
             g.paused = True
             g.pause()
+            if g.listening:
+                self._guest_unlisten()
             if g.entered and threading.get_ident() == self._thread_id:
                 self._guest_exit()
         if self._uv_loop is not None:
@@ -483,6 +532,8 @@ class EmbeddingMixin:
         g.active = False
         g.paused = False
         g.pause()
+        if g.listening:
+            self._guest_unlisten()
         self._uv_defer_io = False  # (set between prepare and check)
         self._guest_exit()
         if g.prev_hooks is not None:

@@ -145,15 +145,12 @@ class GuestRun:
 
 
 def _run_ready_without_polling(loop, budget):
-    """asyncio steps (in guest mode, whose selector never blocks) while
-    callbacks are ready; returns the steps left of the budget."""
-    loop._guest_enter()
-    try:
-        while loop._ready and budget > 0:
-            loop._run_once()
-            budget -= 1
-    finally:
-        loop._guest_exit()
+    """asyncio steps (in guest mode, whose selector never blocks, and
+    where the guest is the running loop) while callbacks are ready; returns
+    the steps left of the budget."""
+    while loop._ready and budget > 0:
+        loop._run_once()
+        budget -= 1
     return budget
 
 

@@ -208,6 +208,7 @@ class Loop(*_MIXINS, base_events.BaseEventLoop):
         libuv now, re-raise from run_forever (first one wins)."""
         if self._fatal is None:
             self._fatal = exc
+        self._guest_want()  # a guest step raises it (embedding.py)
         if self._uv_loop is not None:
             lib.uv_stop(self._uv_loop)
 

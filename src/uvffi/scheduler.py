@@ -95,13 +95,24 @@ class ReadyQueue(collections.deque):
     then calls ``_run`` on each handle, as asyncio does, until the queue is
     empty.  The loop's own code appends with ``deque.append`` itself, with
     no Python frame; a class test per handle in the run loop instead cost
-    20 ns a callback."""
-    __slots__ = ("foreign",)
+    20 ns a callback.
+
+    ``wake``, when not None, is a cffi ``int *`` that every append through
+    these methods sets to 1, after the handle is in: an idle guest loop
+    listens so (embedding.py), call_soon_threadsafe's appends from other
+    threads included."""
+    __slots__ = ("foreign", "wake")
 
     def __init__(self, *args):
         super().__init__(*args)
         self.foreign = False
+        self.wake = None
         self._note(self)
+
+    def _woken(self):
+        wake = self.wake
+        if wake is not None:
+            wake[0] = 1
 
     def _note(self, handles):
         if not self.foreign:
@@ -113,28 +124,35 @@ class ReadyQueue(collections.deque):
     def append(self, handle):
         self._note((handle,))
         _deque_append(self, handle)
+        if self.wake is not None:
+            self._woken()
 
     def appendleft(self, handle):
         self._note((handle,))
         super().appendleft(handle)
+        self._woken()
 
     def insert(self, i, handle):
         self._note((handle,))
         super().insert(i, handle)
+        self._woken()
 
     def __setitem__(self, i, handle):
         self._note((handle,))
         super().__setitem__(i, handle)
+        self._woken()
 
     def extend(self, handles):
         handles = list(handles)
         self._note(handles)
         _deque_extend(self, handles)
+        self._woken()
 
     def extendleft(self, handles):
         handles = list(handles)
         self._note(handles)
         super().extendleft(handles)
+        self._woken()
 
     def __iadd__(self, handles):
         self.extend(handles)
@@ -238,7 +256,7 @@ class SchedulerMixin:
         timer._when = when
         # TimerQueue.push, inlined for the common case (a finite deadline)
         q = self._scheduled
-        if q.heap is None:
+        if q.plain:  # buckets in use and nobody watching pushes
             try:
                 key = int(when * 1000.0)
             except Exception:  # noqa: BLE001 - inf, NaN...: push() sorts it out

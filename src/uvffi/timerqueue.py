@@ -21,6 +21,11 @@ switches the queue to asyncio's own heap of handles until it drains, so that
 such timers behave as on asyncio's loop (where NaN compares false with
 everything and stays wherever the heap put it; a str raises on the next
 push).  ``heap`` is None while buckets are in use.
+
+Someone may ask to hear of the next push (guest mode, idle, must know when
+a timer is added outside its steps: embedding.py): ``watch`` holds a cffi
+``int *`` set to 1 by that push.  call_later pushes inline only while
+``plain`` (buckets in use, nobody watching); else it calls push().
 """
 import collections
 import heapq
@@ -53,7 +58,8 @@ class TimerQueue:
     (BaseEventLoop.close); ``len()``, truth and iteration (over the handles,
     in no particular order) are there for introspection and tests."""
 
-    __slots__ = ("buckets", "keys", "n", "head", "head_len", "heap")
+    __slots__ = ("buckets", "keys", "n", "head", "head_len", "heap",
+                 "watch", "plain")
 
     def __init__(self):
         self.buckets = {}     # millisecond key -> list of TimerHandles
@@ -62,6 +68,8 @@ class TimerQueue:
         self.head = None      # the head list as last sorted ...
         self.head_len = 0     # ... and its length then (an append changes it)
         self.heap = None      # asyncio's heap of handles, in fallback mode
+        self.watch = None     # an int * the next push sets to 1, or None
+        self.plain = True     # heap is None and watch is None
 
     def __len__(self):
         return self.n
@@ -79,15 +87,34 @@ class TimerQueue:
         self.keys = []
         self.n = 0
         self.head = None
+        self._buckets_again()
+
+    def _buckets_again(self):
         self.heap = None
+        self.plain = self.watch is None
+
+    def set_watch(self, flag):
+        """Have the next push set ``flag[0] = 1`` (then forget *flag*)."""
+        self.watch = flag
+        self.plain = False
+
+    def clear_watch(self):
+        self.watch = None
+        self.plain = self.heap is None
 
     # -- pushing -----------------------------------------------------------
 
     def push(self, timer):
         """Queue *timer* (call_later inlines the common case and comes here
-        for the deadlines ``int(when * 1000.0)`` refuses)."""
+        for the deadlines ``int(when * 1000.0)`` refuses, and while
+        someone watches)."""
+        watch = self.watch
+        if watch is not None:
+            self.watch = None
+            self.plain = self.heap is None
+            watch[0] = 1
         if not self.heap:  # buckets mode, or the fallback heap has drained
-            self.heap = None
+            self._buckets_again()
             key = bucket_key(timer._when)
             if key is not None:
                 bucket = self.buckets.get(key)
@@ -115,6 +142,7 @@ class TimerQueue:
             heap.extend(sorted(self.buckets[key], key=_when_of))
         self.clear()
         self.heap = heap
+        self.plain = False
         self.n = len(heap)
 
     # -- the earliest timers -------------------------------------------------
@@ -152,7 +180,7 @@ class TimerQueue:
             self.n = len(heap)
             if heap:
                 return dropped, heap[0]._when
-            self.heap = None  # drained: back to buckets
+            self._buckets_again()  # drained: back to buckets
             return dropped, None
         while self.n:
             bucket = self._head_bucket()
@@ -186,7 +214,7 @@ class TimerQueue:
                 _deque_append(ready, timer)
             self.n = len(heap)
             if not heap:
-                self.heap = None
+                self._buckets_again()
             return
         while self.n:
             bucket = self._head_bucket()
@@ -221,7 +249,10 @@ class TimerQueue:
                 else:
                     live.append(timer)
             heapq.heapify(live)
-            self.heap = live or None
+            if live:
+                self.heap = live
+            else:
+                self._buckets_again()
             self.n = len(live)
             return
         buckets = {}
