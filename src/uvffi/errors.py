@@ -65,9 +65,3 @@ def gaierror_from_uv(code):
         return exception_from_uv(code)
     return socket.gaierror(value, ffi.string(lib.gai_strerror(value)).decode("utf-8", "replace"))
 
-
-def check(code):
-    """Raise the matching OSError when *code* is a libuv error."""
-    if code < 0:
-        raise exception_from_uv(code)
-    return code

@@ -138,7 +138,6 @@ int uvffi_close(void *handle);
 void uvffi_close_all(uv_loop_t *loop);
 int uvffi_count_handles(uv_loop_t *loop);
 int uvffi_async_init_noop(uv_loop_t *loop, uv_async_t *async);
-int uvffi_timer_init_noop(uv_loop_t *loop, uv_timer_t *timer);
 int uvffi_poll_start(uv_poll_t *handle, int events);
 int uvffi_fd_same(int fd, uint64_t *id);
 int uvffi_poll_park(uv_poll_t *handle);

@@ -37,5 +37,4 @@ int uvffi_sockaddr_family(const struct sockaddr *addr);
 int uvffi_sockaddr_in(struct sockaddr_storage *out, const char *ip, int port);
 int uvffi_sockaddr_in6(struct sockaddr_storage *out, const char *ip, int port, unsigned int flowinfo, unsigned int scope_id);
 int uvffi_sockaddr_unpack(const struct sockaddr *addr, char *ip, size_t iplen, int *port, unsigned int *flowinfo, unsigned int *scope_id);
-int uvffi_sockaddr_len(const struct sockaddr *addr);
 const char *gai_strerror(int errcode);

@@ -69,11 +69,6 @@ static int uvffi_close(void *handle)
     return 1;
 }
 
-static int uvffi_timer_init_noop(uv_loop_t *loop, uv_timer_t *timer)
-{
-    return uv_timer_init(loop, timer);
-}
-
 static int uvffi_async_init_noop(uv_loop_t *loop, uv_async_t *async)
 {
     return uv_async_init(loop, async, uvffi__noop_async_cb);

@@ -6,15 +6,6 @@ static int uvffi_sockaddr_family(const struct sockaddr *addr)
     return addr->sa_family;
 }
 
-static int uvffi_sockaddr_len(const struct sockaddr *addr)
-{
-    switch (addr->sa_family) {
-    case AF_INET: return (int)sizeof(struct sockaddr_in);
-    case AF_INET6: return (int)sizeof(struct sockaddr_in6);
-    default: return (int)sizeof(struct sockaddr_storage);
-    }
-}
-
 static int uvffi_sockaddr_in(struct sockaddr_storage *out, const char *ip, int port)
 {
     memset(out, 0, sizeof(*out));

@@ -38,8 +38,6 @@ static void uvffi__alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf
     buf->len = UVFFI_READ_BUFFER_SIZE;
 }
 
-static size_t uvffi_read_buffer_size(void) { return UVFFI_READ_BUFFER_SIZE; }
-
 /* Hand Python the handle's back-pointer, the count and the data: three
  * plain values, where passing the uv_stream_t * and uv_buf_t * would make
  * cffi build (and Python then walk) two more cdata objects per read. */
@@ -286,11 +284,6 @@ static int uvffi_write(uv_write_t *req, void *stream, const char *data, size_t l
     return uv_write(req, (uv_stream_t *)stream, &buf, 1, _uvffi_write_cb);
 }
 
-static int uvffi_writev(uv_write_t *req, void *stream, uv_buf_t bufs[], unsigned int nbufs)
-{
-    return uv_write(req, (uv_stream_t *)stream, bufs, nbufs, _uvffi_write_cb);
-}
-
 static int uvffi_shutdown(uv_shutdown_t *req, void *stream)
 {
     return uv_shutdown(req, (uv_stream_t *)stream, _uvffi_shutdown_cb);
@@ -299,11 +292,6 @@ static int uvffi_shutdown(uv_shutdown_t *req, void *stream)
 static int uvffi_listen(void *stream, int backlog)
 {
     return uv_listen((uv_stream_t *)stream, backlog, _uvffi_connection_cb);
-}
-
-static int uvffi_tcp_connect(uv_connect_t *req, uv_tcp_t *handle, const struct sockaddr *addr)
-{
-    return uv_tcp_connect(req, handle, addr, _uvffi_connect_cb);
 }
 
 static void uvffi_pipe_connect(uv_connect_t *req, uv_pipe_t *handle, const char *name)
