@@ -29,7 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "src"))
 
 import uvffi  # noqa: E402
-from uvffi import process as uvprocess  # noqa: E402
+from uvffi.process import spawn as uvprocess  # noqa: E402
 
 try:
     import uvloop

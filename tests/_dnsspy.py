@@ -1,5 +1,5 @@
 """A spy on uvffi's DNS lookups, for the DNS tests."""
-from uvffi import dns as uvdns
+from uvffi.facets import dns as uvdns
 
 
 def spy_submit(monkeypatch):

@@ -4,7 +4,7 @@ import sys
 import pytest
 
 import uvffi
-from uvffi import process as uvprocess
+from uvffi.process import spawn as uvprocess
 
 LOOP_FACTORIES = {
     "asyncio": asyncio.SelectorEventLoop,

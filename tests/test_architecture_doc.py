@@ -1,6 +1,5 @@
 """docs/architecture.md stays true: every module, file, symbol and shim
 function it names exists."""
-import importlib
 import os
 import re
 
@@ -9,6 +8,7 @@ import pytest
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PKG = os.path.join(TOP, "src", "uvffi")
 DOC = os.path.join(TOP, "docs", "architecture.md")
+LAYERS = ("handles", "transports", "process", "facets")  # the package's folders
 
 
 def _doc():
@@ -28,11 +28,22 @@ def _shim_source():
 
 def _package_source():
     text = []
-    for name in sorted(os.listdir(PKG)):
-        if name.endswith(".py"):
-            with open(os.path.join(PKG, name), encoding="utf-8") as f:
-                text.append(f.read())
+    for folder in ("",) + LAYERS:
+        d = os.path.join(PKG, folder)
+        for name in sorted(os.listdir(d)):
+            if name.endswith(".py"):
+                with open(os.path.join(d, name), encoding="utf-8") as f:
+                    text.append(f.read())
     return "\n".join(text)
+
+
+def _module_files(name):
+    """The package's modules that ``name`` (``x`` or ``folder/x``) names."""
+    if "/" in name:
+        paths = [os.path.join(PKG, name + ".py")]
+    else:
+        paths = [os.path.join(PKG, folder, name + ".py") for folder in ("",) + LAYERS]
+    return [p for p in paths if os.path.exists(p)]
 
 
 def _files_named(doc):
@@ -47,7 +58,14 @@ def test_every_file_it_names_exists(name):
                   os.path.join(PKG, "_binding", name),
                   os.path.join(PKG, "_binding", "shim", name),
                   os.path.join(TOP, "docs", name)]
-    assert any(os.path.exists(c) for c in candidates), name
+    candidates += [os.path.join(PKG, folder, name) for folder in LAYERS]
+    found = [c for c in candidates if os.path.exists(c)]
+    assert found, name
+    # in prose, a bare module name names one module (the tree drawing shows
+    # the folders)
+    prose = re.sub(r"```.*?```", "", _doc(), flags=re.S)
+    if name.endswith(".py") and "/" not in name and re.search(r"\b%s\b" % re.escape(name), prose):
+        assert len(found) == 1, "%s is ambiguous: write its folder" % name
 
 
 def _spans(doc):
@@ -59,18 +77,20 @@ def _module_symbols(doc):
     # (`loop.x` is the loop instance's attribute: see the last test)
     out = set()
     for span in _spans(doc):
-        m = (re.fullmatch(r"([a-z_]+)\.py: ?([A-Za-z_][\w.]*)", span)
+        m = (re.fullmatch(r"([a-z_/]+)\.py: ?([A-Za-z_][\w.]*)", span)
              or re.fullmatch(r"([a-z_]+)\.([A-Za-z_][\w.]*)", span))
         if not m or m.group(2) == "py" or m.group(1) == "loop":
             continue
-        if os.path.exists(os.path.join(PKG, m.group(1) + ".py")):
+        if m.group(1) in LAYERS or _module_files(m.group(1)):
             out.add((m.group(1), m.group(2)))
     return sorted(out)
 
 
 @pytest.mark.parametrize("module,symbol", _module_symbols(_doc()))
 def test_every_module_symbol_it_names_exists(module, symbol):
-    with open(os.path.join(PKG, module + ".py"), encoding="utf-8") as f:
+    files = _module_files(module)
+    assert len(files) == 1, "%s: no module, or more than one: write its folder" % module
+    with open(files[0], encoding="utf-8") as f:
         source = f.read()
     first = symbol.split(".")[0]
     assert re.search(r"(def|class) %s\b|^%s\s*=|\b%s = " % (first, first, first),

@@ -19,7 +19,7 @@ import pytest
 
 from _large_reads import (BIG, connected, deliver_all, order_behind_a_queued_callback,
                           payload, recorded_errors, run, send_large_first, wait_for)
-from uvffi import bufferedreads
+from uvffi.transports import bufferedreads
 from uvffi._uv import lib
 
 LARGE_READ_MODES = {"self": lib.UVFFI_READ_SELF, "libuv": lib.UVFFI_READ_DIRECT}

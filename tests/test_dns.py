@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from uvffi import dns as uvdns
+from uvffi.facets import dns as uvdns
 from _dnsspy import spy_submit
 
 HAS_IPV6 = socket.has_ipv6

@@ -13,8 +13,8 @@ import sys
 import pytest
 
 import uvffi
-from uvffi import dns as uvdns
-from uvffi import dnsargs
+from uvffi.facets import dns as uvdns
+from uvffi.facets import dnsargs
 from uvffi._uv import ffi, lib
 from _uvhost import Host, close_host
 

@@ -178,7 +178,7 @@ def test_io_callbacks_run_with_the_guest_as_running_loop(host):
             loop.add_reader(rsock.fileno(), on_readable)
             remove = lambda: loop.remove_reader(rsock.fileno())  # noqa: E731
         except NotImplementedError:  # add_reader not there yet: raw poll
-            from uvffi import poll
+            from uvffi.handles import poll
             p = poll.Poll(loop, rsock.fileno(), lambda status, events: on_readable())
             p.start(poll.READABLE)
             remove = p.close
@@ -729,7 +729,7 @@ def test_c_host_example_finds_uvffi_in_the_active_virtual_environment(c_host, tm
 def test_buffered_protocol_large_reads_on_a_hosts_loop(host):
     # a host's loop has no batch: reads come one callback each, and large
     # ones go straight into the BufferedProtocol's buffer there too
-    from uvffi import bufferedreads
+    from uvffi.transports import bufferedreads
     loop = guest(host)
     a, b = socket.socketpair()
     data = bytes(range(256)) * (16 * 1024)  # 4 MiB
@@ -769,7 +769,7 @@ def test_buffered_protocol_large_reads_on_a_hosts_loop(host):
 def test_plain_protocol_large_reads_on_a_hosts_loop(host):
     # on a host's loop too, a plain protocol's large reads are uvffi's own
     # reads into new bytes (largereads.py), whole and in order
-    from uvffi import largereads
+    from uvffi.transports import largereads
     loop = guest(host)
     a, b = socket.socketpair()
     data = bytes(range(256)) * (16 * 1024)  # 4 MiB

@@ -170,7 +170,7 @@ def test_accepted_connection_takes_over_fd_number_of_idle_poll(loop):
 @pytest.mark.parametrize("fast_spawn", [True, False])
 def test_subprocess_pipe_takes_over_fd_number_of_idle_poll(loop, monkeypatch,
                                                            fast_spawn):
-    from uvffi import process
+    from uvffi.process import spawn as process
     if fast_spawn and not process.FAST_SPAWN:
         pytest.skip("no posix_spawn path here")
     # uv_spawn opens its stdio pipes without libuv's duplicate-fd check

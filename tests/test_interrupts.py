@@ -7,14 +7,14 @@ On asyncio such an exception leaves the socket's reader registered and
 unread data in the kernel, so the next poll goes on where it stopped.  On
 uvffi libuv may already have read the data, or stopped reading at EOF;
 these tests pin that it is handed over again (Stream.hold with first=True,
-the EOF restart in streams.py)."""
+the EOF restart in transports/stream.py)."""
 import asyncio
 import os
 import socket
 
 import pytest
 
-from uvffi import bufferedreads
+from uvffi.transports import bufferedreads
 from test_direct_reads import LARGE_READ_MODES
 
 

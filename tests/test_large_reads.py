@@ -16,7 +16,7 @@ import pytest
 
 from _large_reads import (BIG, connected, deliver_all, order_behind_a_queued_callback,
                           payload, recorded_errors, run, send_large_first, wait_for)
-from uvffi import largereads
+from uvffi.transports import largereads
 
 
 class Collector(asyncio.Protocol):

@@ -15,7 +15,7 @@ import warnings
 import pytest
 
 import uvffi
-from uvffi import poll as uvpoll
+from uvffi.handles import poll as uvpoll
 
 
 def _open_fds():

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import uvffi
-from uvffi import unix as uvffi_unix
+from uvffi.facets import unix as uvffi_unix
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32",
                                 reason="POSIX paths stand in for pipe names here")

@@ -173,8 +173,11 @@ def test_wheel_built_from_sdist_installs_and_runs(sdist, tmp_path):
     (wheel,) = wheels.glob("uvffi-*.whl")
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
+    # one module from each layer folder (docs/architecture.md)
     for needed in ("uvffi/py.typed", "uvffi/__init__.pyi", "uvffi/runner.py",
-                   "uvffi/_binding/build_ffi.py"):
+                   "uvffi/_binding/build_ffi.py", "uvffi/handles/core.py",
+                   "uvffi/transports/stream.py", "uvffi/process/spawn.py",
+                   "uvffi/facets/scheduler.py"):
         assert needed in names, needed
     assert any(n.startswith("uvffi/_binding/cdef/") for n in names)
     assert any(n.startswith("uvffi/_binding/shim/") for n in names)

@@ -12,7 +12,7 @@ write() elsewhere, data after a resume_reading() from elsewhere), the test
 says so and pins uvffi's behaviour (uvloop's) only.
 
 uvffi calls a protocol whose creation context is empty without switching
-contexts (streamhandle.py: Stream.plain); the tests where a protocol sets
+contexts (handles/stream.py: Stream.plain); the tests where a protocol sets
 a variable pin that this shortcut is invisible."""
 import asyncio
 import contextvars

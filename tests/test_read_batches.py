@@ -1,5 +1,5 @@
 """Reads that arrive together: uvffi hands a loop's reads to Python in one
-batch after libuv's poll phase (streams.py: _on_reads).  Whatever a protocol
+batch after libuv's poll phase (transports/stream.py: _on_reads).  Whatever a protocol
 does to another transport (or to its own) while a batch is delivered, the
 observable behaviour must stay asyncio's: nothing reaches a paused or
 closed transport, nothing is lost or reordered, and one failing protocol
@@ -285,7 +285,7 @@ def test_write_after_loop_close_never_reaches_a_reused_fd_number(loop, tmp_path)
         tr, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
         return server, tr
     server, tr = loop.run_until_complete(connect())
-    from uvffi import streamhandle
+    from uvffi.handles import stream as streamhandle
     if streamhandle._OS_WRITES:
         assert tr._wstream.wfd >= 0
     server.close()

@@ -6,7 +6,7 @@ as on asyncio's loop: their own _run if their class has one."""
 import asyncio
 import contextvars
 
-from uvffi import scheduler
+from uvffi.facets import scheduler
 
 
 class CountingHandle(asyncio.Handle):

@@ -13,7 +13,7 @@ import warnings
 import pytest
 
 import uvffi
-from uvffi import process as uvprocess
+from uvffi.process import spawn as uvprocess
 
 pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="POSIX children"),
               pytest.mark.usefixtures("spawn_path")]  # conftest.py: both spawn paths

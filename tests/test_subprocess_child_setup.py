@@ -13,8 +13,8 @@ import warnings
 
 import pytest
 
-from uvffi import pidwatch
-from uvffi import process as uvprocess
+from uvffi.process import pidwatch
+from uvffi.process import spawn as uvprocess
 
 pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="POSIX children"),
               pytest.mark.usefixtures("spawn_path")]  # conftest.py: both spawn paths

@@ -12,7 +12,7 @@ import warnings
 import pytest
 
 import uvffi
-from uvffi import childprocess
+from uvffi.process import child as childprocess
 
 pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="POSIX children"),
               pytest.mark.usefixtures("spawn_path")]  # conftest.py: both spawn paths

@@ -10,7 +10,7 @@ blocking call of the peer has a socket timeout; every wait of the loop has
 a timeout.
 
 Where asyncio's own loop (3.11+) gets a case wrong, the test runs on uvffi
-only and says what asyncio does (uvffi's fixes are in tlsprotocol.py).
+only and says what asyncio does (uvffi's fixes are in transports/tls.py).
 """
 import asyncio
 import socket
@@ -232,7 +232,7 @@ def test_shutdown_times_out_when_the_peer_never_answers(any_loop, monkeypatch):
     elif loop.kind == "asyncio":
         pytest.skip("asyncio's older sslproto waits for ever")
     else:
-        from uvffi import tlsprotocol
+        from uvffi.transports import tls as tlsprotocol
         monkeypatch.setattr(tlsprotocol, "_SSL_SHUTDOWN_TIMEOUT", 0.3)
         timeout = {}
 

@@ -18,7 +18,7 @@ import warnings
 
 import pytest
 
-from uvffi import udp as uvffi_udp
+from uvffi.transports import udp as uvffi_udp
 from uvffi._uv import lib
 
 from _childenv import child_env

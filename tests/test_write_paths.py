@@ -118,7 +118,7 @@ def test_queued_writes_keep_their_order_and_the_fast_path_comes_back(any_loop):
             await asyncio.sleep(0.01)
             if any_loop.kind == "uvffi":
                 # the write gate is open again: direct writes where they apply
-                from uvffi import streamhandle
+                from uvffi.handles import stream as streamhandle
                 assert (tr._wstream.wfd >= 0) == streamhandle._OS_WRITES
             tr.write(b"after the queue drained")
             assert await _read_all(any_loop, b, 23) == b"after the queue drained"

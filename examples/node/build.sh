@@ -95,7 +95,9 @@ cmake --build "$out/uvffi-build" >>"$out/uvffi-build.log" 2>&1 \
 # (never the developer builds that may sit in src/uvffi)
 rm -rf "$out/site.new"
 mkdir -p "$out/site.new/uvffi"
-cp "$top"/src/uvffi/*.py "$top"/src/uvffi/py.typed "$out/site.new/uvffi/"
+# the package's Python files, its folders included (no build products)
+(cd "$top/src/uvffi" && tar cf - --exclude=_binding --exclude=__pycache__ \
+   --exclude='*.so' --exclude=_libuv_host.py .) | tar xf - -C "$out/site.new/uvffi"
 cp "$out"/uvffi-build/_uv.*.so "$out"/uvffi-build/_capsule.*.so \
    "$out"/uvffi-build/_libuv_host.py "$out/site.new/uvffi/"
 rm -rf "$out/site"

@@ -5,7 +5,7 @@ Guest mode (``Loop.from_uv_loop(ptr)`` + ``loop.start_guest()``): the host
 keeps calling ``uv_run`` on its own loop and asyncio makes progress inside
 it.  For all of guest mode the guest is this thread's running loop, with
 its async-generator hooks installed, as during ``run_forever``.  Four
-handles of ours on the host's loop (guesthandles.py):
+handles of ours on the host's loop (handles/guest.py):
 
 * a ``uv_prepare_t`` runs one asyncio step (CPython's own
   ``BaseEventLoop._run_once`` with a selector that never blocks) before the
@@ -31,8 +31,7 @@ import threading
 from asyncio import events
 
 from ._uv import ffi, lib
-from .handles import Idle
-from .guesthandles import GuestCheck, GuestPrepare, GuestTimer, new_wanted_flag
+from .handles.guest import GuestHandles
 from . import guestrun
 
 try:  # the C-API side of PyCapsule support (see _binding/capsule.c)
@@ -112,62 +111,6 @@ class _GuestSelector:
 
 
 _GUEST_SELECTOR = _GuestSelector()
-
-
-class _Guest:
-    """The handles and state of guest mode, created on first start_guest()
-    and closed with the loop."""
-
-    __slots__ = ("prepare", "check", "idle", "timer", "wanted",
-                 "plain_append", "append_and_want", "listening", "active", "paused",
-                 "entered", "in_step", "busy", "timer_on",
-                 "prev_loop", "prev_hooks", "saved_selector",
-                 "signals")
-
-    def __init__(self, loop):
-        # 1: the next host iteration runs an asyncio step (the C callbacks
-        # of prepare and check test it; the timer sets it)
-        wanted = self.wanted = new_wanted_flag()
-        self.prepare = GuestPrepare(loop, loop._guest_on_prepare, wanted)
-        self.check = GuestCheck(loop, loop._guest_on_check, wanted)
-        self.idle = Idle(loop, None)       # started with a C no-op callback
-        self.timer = GuestTimer(loop, wanted)
-        self.prepare.ref(False)  # the check handle carries keep_alive
-        self.active = self.paused = self.entered = self.in_step = False
-        # busy: asyncio had callbacks ready after the last step; then the
-        # idle handle keeps the host's poll from blocking, the prepare
-        # handle is stopped (the check step runs two steps instead) and
-        # wanted stays 1
-        self.busy = self.timer_on = False
-        # idle: call_soon's append sets wanted (see _guest_listen)
-        plain_append = self.plain_append = loop._uv_ready_append
-
-        def append_and_want(handle):
-            plain_append(handle)
-            wanted[0] = 1
-        self.append_and_want = append_and_want
-        self.listening = False
-        self.prev_loop = self.prev_hooks = None
-        self.saved_selector = None
-        self.signals = False
-
-    def start(self, keep_alive):
-        self.check.ref(keep_alive)
-        self.prepare.start()
-        self.check.start()
-
-    def pause(self):
-        """Stop every guest handle: no Python code runs from the host's
-        loop any more (handles stay initialised for a later start)."""
-        self.wanted[0] = 0
-        self.prepare.stop()
-        self.check.stop()
-        if self.busy:
-            self.idle.stop()
-            self.busy = False
-        if self.timer_on:
-            self.timer.stop()
-            self.timer_on = False
 
 
 def _class_defining(cls, name):
@@ -252,7 +195,7 @@ class EmbeddingMixin:
                                "loop is running")
         g = self._guest
         if g is None:
-            g = self._guest = _Guest(self)
+            g = self._guest = GuestHandles(self)
         thread_id = threading.get_ident()
         g.saved_selector = self._selector
         self._selector = _GUEST_SELECTOR

@@ -18,21 +18,21 @@ import weakref
 from asyncio import base_events
 
 from ._uv import ffi, lib
-from . import _callbacks
-from .driver import UVSelector
-from .errors import exception_from_uv
-from .handles import Async, Timer
-from .scheduler import SchedulerMixin
-from .signals import SignalMixin
-from .fdwatch import FdWatchMixin
-from .sockets import SockMethodsMixin
-from .dns import DnsMixin
-from .tcp import TCPMixin
-from .unix import UnixMixin
-from .namedpipes import NamedPipeMixin
-from .udp import UDPMixin
-from .pipes import PipeMixin
-from .processtransport import SubprocessMixin
+from .handles import callbacks as _callbacks
+from .facets.driver import UVSelector
+from .handles.errors import exception_from_uv
+from .handles.core import Async, Timer
+from .facets.scheduler import SchedulerMixin
+from .facets.signals import SignalMixin
+from .facets.fdwatch import FdWatchMixin
+from .facets.sockmethods import SockMethodsMixin
+from .facets.dns import DnsMixin
+from .facets.tcp import TCPMixin
+from .facets.unix import UnixMixin
+from .transports.namedpipes import NamedPipeMixin
+from .transports.udp import UDPMixin
+from .transports.pipes import PipeMixin
+from .process.transport import SubprocessMixin
 from .embedding import EmbeddingMixin
 
 _PYPY = sys.implementation.name == "pypy"
@@ -157,7 +157,7 @@ class Loop(*_MIXINS, base_events.BaseEventLoop):
         self._transports = weakref.WeakValueDictionary()
         if foreign_ptr is None:
             # uvffi_loop_t: the uv_loop_t, then the state of the streams'
-            # batched reads (streams.py: _on_reads)
+            # batched reads (transports/stream.py: _on_reads)
             mem = ffi.new("uvffi_loop_t *")
             read_mem = _new_unzeroed("char[]", lib.uvffi_batch_buffer_size())
             events = ffi.new("int64_t[]", 2 * lib.uvffi_read_events_size())
@@ -274,7 +274,7 @@ class Loop(*_MIXINS, base_events.BaseEventLoop):
         self._uv_in_run = True
         try:
             # libuv's callbacks run in an empty context of the loop's own
-            # (streamhandle.py: Stream.plain), entered once here rather than
+            # (handles/stream.py: Stream.plain), entered once here rather than
             # around every poll
             self._io_context = contextvars.Context()
             self._io_dirty = False

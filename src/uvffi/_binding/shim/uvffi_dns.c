@@ -158,7 +158,7 @@ struct uvffi_gai_s {
 };
 
 /* A loop's lookups.  The async handle comes first: dns.py wraps the queue
- * as that handle (handles.py).  Freed on the loop thread once the handle
+ * as that handle (handles/core.py).  Freed on the loop thread once the handle
  * is closed and the last runner has ended, whichever comes last. */
 typedef struct {
     uv_async_t async;
@@ -361,7 +361,7 @@ static int uvffi_gaiq_init(uv_loop_t *loop, uvffi_gaiq_t *q)
 static void uvffi__gaiq_close_cb(uv_handle_t *h)
 {
     uvffi_gaiq_t *q = (uvffi_gaiq_t *)h;
-    _uvffi_close_cb(h);  /* the Python wrapper lets go (handles.py) */
+    _uvffi_close_cb(h);  /* the Python wrapper lets go (handles/core.py) */
     q->closed++;
     uvffi__gaiq_free_if_done(q);
 }

@@ -6,7 +6,7 @@
  * subprocess uses vfork and stays near 0.1 ms.  glibc's posix_spawn is
  * vfork-based (CLONE_VM|CLONE_VFORK) and reports exec errors to the
  * parent; the child is then watched through a pidfd polled by libuv
- * (see process.py).  Platforms without this keep using uv_spawn. */
+ * (see process/spawn.py).  Platforms without this keep using uv_spawn. */
 
 #if defined(__linux__) && defined(__GLIBC__)
 #  include <spawn.h>

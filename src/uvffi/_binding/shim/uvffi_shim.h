@@ -29,7 +29,7 @@
 
 /* A read of this size or more is a large read: handed to Python on its own
  * (uvffi_stream.c), and from one on a stream reads straight into its
- * protocol's memory (streamhandle.py's LARGE_READS_FROM is this value). */
+ * protocol's memory (handles/stream.py's LARGE_READS_FROM is this value). */
 #define UVFFI_LARGE_READ (32 * 1024)
 
 /* How a stream reads (uvffi_stream.c: uvffi_read_start). */
@@ -52,7 +52,7 @@ typedef struct {
     uv_timer_t *wakeup;    /* the loop's poll-timeout timer (uvffi_core.c) */
 } uvffi_loop_t;
 
-/* The memory of a uvffi stream handle (streamhandle.py): the libuv handle,
+/* The memory of a uvffi stream handle (handles/stream.py): the libuv handle,
  * then the stream's key in its loop's batch table.  Batched reads record
  * the key, a small int that Python indexes a list with, where handle->data
  * (a pointer) would cost Python an int object per read and a dict lookup

@@ -1,4 +1,4 @@
-/* sock_recv's receive on PyPy (sockets.py: _recv_copy).  There, copying
+/* sock_recv's receive on PyPy (facets/sockmethods.py: _recv_copy).  There, copying
  * what socket.recv_into() put in a bytearray out into bytes is several
  * times slower than ffi.unpack() of C memory (the memoryview's bytes go
  * one by one; figures in docs/performance-notes.md), so PyPy receives into
