@@ -511,7 +511,7 @@ def test_many_short_waits_leave_no_poll_handles(loop, pair):
     loop.run_until_complete(ping_pong())
     _spin(loop)
     assert _poll_count(loop) == 0
-    assert not any(type(h).__name__ == "_FdPoll" for h in loop._uv_handles)
+    assert not any(type(h).__name__ == "FdPoll" for h in loop._uv_handles)
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")

@@ -395,6 +395,6 @@ def test_the_read_table_does_not_grow_with_connections_that_came_and_went(loop):
         await server.wait_closed()
         await asyncio.sleep(0.01)
     loop.run_until_complete(main())
-    streams = loop._read_streams
+    streams = loop._read_batches.streams
     assert len(streams) <= 8
     assert [s for s in streams if s is not None] == []

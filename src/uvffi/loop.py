@@ -10,7 +10,6 @@ is libuv's: the poll step (``driver.py``), the threadsafe wake-up
 concern.
 """
 import contextvars
-import functools
 import os
 import sys
 import threading
@@ -22,6 +21,7 @@ from .handles import callbacks as _callbacks
 from .facets.driver import UVSelector
 from .handles.errors import exception_from_uv
 from .handles.core import Async, Timer
+from .handles.readbatch import ReadBatches
 from .facets.scheduler import SchedulerMixin
 from .facets.signals import SignalMixin
 from .facets.fdwatch import FdWatchMixin
@@ -38,7 +38,6 @@ from .embedding import EmbeddingMixin
 _PYPY = sys.implementation.name == "pypy"
 # the read buffer is written by the kernel before anyone reads it: zeroing
 # its 1 MiB on every new loop would be wasted work
-_new_unzeroed = ffi.new_allocator(should_clear_after_alloc=False)
 
 
 
@@ -79,16 +78,6 @@ _heap_warmed_up = False
 _leaked_loops = []
 
 
-def _batch_reader(events):
-    """A function giving the first n numbers of a read batch as a list:
-    a memoryview's tolist() on CPython, ffi.unpack on PyPy, the cheaper
-    one on each (docs/performance-notes.md, "Read batches")."""
-    if _PYPY:
-        return functools.partial(ffi.unpack, events)
-    view = memoryview(ffi.buffer(events)).cast("q")
-    return lambda n: view[:n].tolist()
-
-
 _MIXINS = (SchedulerMixin, SignalMixin, FdWatchMixin, SockMethodsMixin, DnsMixin,
            NamedPipeMixin, TCPMixin, UnixMixin, UDPMixin, PipeMixin, SubprocessMixin,
            EmbeddingMixin)
@@ -102,8 +91,7 @@ _LOOP_STATE = {
     "_transports": None,
     "_uv_loop": None, "_uv_loop_mem": None, "_uv_owned": False,
     "_uv_nowait": None,
-    "_reads_ref": None, "_read_view": None, "_read_mv": None,
-    "_read_numbers": None, "_read_streams": None, "_read_free_keys": None,
+    "_read_batches": None,
     "_uv_wakeup": None, "_uv_wakeup_ptr": None,
     "_uv_async": None, "_uv_async_lock": None, "_uv_async_ptr": None,
     "_selector": None,
@@ -157,35 +145,20 @@ class Loop(*_MIXINS, base_events.BaseEventLoop):
         self._transports = weakref.WeakValueDictionary()
         if foreign_ptr is None:
             # uvffi_loop_t: the uv_loop_t, then the state of the streams'
-            # batched reads (transports/stream.py: _on_reads)
+            # batched reads (handles/readbatch.py)
             mem = ffi.new("uvffi_loop_t *")
-            read_mem = _new_unzeroed("char[]", lib.uvffi_batch_buffer_size())
-            events = ffi.new("int64_t[]", 2 * lib.uvffi_read_events_size())
-            mem.read_buffer = read_mem
-            mem.read_events = events
-            # the check handle's way back to this loop; dropped on close so
-            # that a closed loop is not kept alive by its own handle
-            self_ref = self._reads_ref = ffi.new_handle(self)
-            self._uv_loop_mem = (mem, read_mem, events)
+            batches = self._read_batches = ReadBatches(self, mem)
+            self._uv_loop_mem = mem
             self._uv_loop = ffi.cast("uv_loop_t *", mem)
             rc = lib.uv_loop_init(self._uv_loop)
             if rc < 0:
                 raise exception_from_uv(rc)
-            rc = lib.uvffi_loop_reads_init(self._uv_loop, self_ref)
-            if rc < 0:
-                raise exception_from_uv(rc)
-            # bytes come from slicing the cffi buffer (cheaper than
-            # bytes(memoryview slice)); the memoryview gives views
-            self._read_view = ffi.buffer(read_mem)
-            self._read_mv = memoryview(self._read_view)
-            self._read_numbers = _batch_reader(events)
-            self._read_streams = []  # Stream by key (uvffi_stream_t), or None
-            self._read_free_keys = []  # keys of closed streams, for reuse
+            batches.start(self._uv_loop)
             self._uv_owned = True
         else:
             self._uv_loop_mem = None
             self._uv_loop = foreign_ptr
-            self._read_view = self._read_mv = None  # per-thread C buffer
+            self._read_batches = None  # reads one by one (readbatch.py)
             self._uv_owned = False
         self._uv_wakeup = Timer(self)
         self._uv_wakeup_ptr = self._uv_wakeup.ptr
@@ -220,8 +193,8 @@ class Loop(*_MIXINS, base_events.BaseEventLoop):
             # Inherited across fork: the epoll instance is shared with the
             # parent, so touching it would break the parent's loop.
             _leaked_loops.append((self._uv_loop_mem, self._uv_handles,
-                                  getattr(self, "_reads_ref", None)))
-            self._reads_ref = None
+                                  self._read_batches))
+            self._read_batches = None
             self._uv_loop = None
             self._uv_nowait = None
             return
@@ -244,8 +217,8 @@ class Loop(*_MIXINS, base_events.BaseEventLoop):
                 rc = lib.uv_loop_close(ptr)
                 if rc < 0:
                     _leaked_loops.append((self._uv_loop_mem, self._uv_handles,
-                                          self._reads_ref))
-                self._reads_ref = None
+                                          self._read_batches))
+                self._read_batches = None
             else:
                 self._embedding_teardown()
         finally:

@@ -49,25 +49,20 @@ that are opened by uvffi: the paths where libuv checks for a duplicate
 first.
 """
 import contextvars
-import os
-import select
 import sys
 from asyncio import events
 
 from ..handles import poll as _poll
 from ..handles.callbacks import def_extern, report
 from .._uv import ffi, lib
-from ..handles.errors import exception_from_uv
-from ..handles.core import Prepare
+from ..handles.fdpoll import FdGuard, FdPoll
 from .scheduler import Handle
 
 _READABLE = _poll.READABLE
 _WRITABLE = _poll.WRITABLE
 _BOTH = _READABLE | _WRITABLE
 _WINDOWS = sys.platform == "win32"
-_EPOLL = hasattr(select, "epoll")
 _from_handle = ffi.from_handle
-_poll_start_c = lib.uvffi_fdwatch_start
 _unpark = lib.uvffi_poll_unpark
 
 
@@ -118,46 +113,6 @@ class SockWait(Handle):
             self.poll.fd, "reading" if self.reading else "writing", self.op)
 
 
-class _FdPoll(_poll.Poll):
-    """The poll handle of one watched fd and its reader/writer Handles."""
-
-    __slots__ = ("reader", "writer", "stale", "idle", "parked", "ident",
-                 "rwait", "wwait")
-
-    def __init__(self, loop, fd):
-        if not _WINDOWS:
-            blocking = os.get_blocking(fd)  # EBADF surfaces here, as OSError
-        super().__init__(loop, fd, None)
-        if not _WINDOWS and blocking:
-            os.set_blocking(fd, True)
-        self.reader = None
-        self.writer = None
-        # the SockWaits of the sock_* calls (facets/sockmethods.py), once there were any
-        self.rwait = None
-        self.wwait = None
-        # started, but the fd was found unregistrable before libuv got to it
-        self.stale = False
-        # neither reader nor writer: closed by the next guard run
-        self.idle = False
-        # idle, out of epoll, but started for libuv (with self.events)
-        self.parked = False
-        # (st_dev, st_ino) of the fd when last found registrable
-        self.ident = ffi.new("uint64_t[2]")
-
-    def start(self, events):
-        # (our own C callback: _fdwatch_cb, not Poll's generic one)
-        rc = _poll_start_c(self.ptr, events)
-        if rc < 0:
-            raise exception_from_uv(rc)
-        self.events = events
-
-    def _close_for_loop_shutdown(self):
-        watches = self.loop._fd_watches
-        if watches is not None and watches.get(self.fd) is self:
-            del watches[self.fd]
-        self.close()
-
-
 @def_extern("_uvffi_fdwatch_cb")
 def _fdwatch_cb(handle, status, events):
     """libuv's event for a watched fd: its reader and writer go to the ready
@@ -201,65 +156,15 @@ def _fdwatch_cb(handle, status, events):
         report(loop, exc)
 
 
-class _FdGuard(Prepare):
-    """The uv_prepare_t that runs just before libuv's poll phase, and the
-    probe that tells whether libuv's epoll_ctl would fail for an fd."""
-
-    __slots__ = ("_probe", "flags")
-
-    def __init__(self, loop, callback):
-        super().__init__(loop, callback)
-        self.ref(False)  # never keeps uv_run(DEFAULT) alive
-        self._probe = select.epoll() if _EPOLL else None
-        rc = lib.uvffi_fdguard_start(self.flags)
-        if rc < 0:
-            self.close()
-            raise exception_from_uv(rc)
-
-    def _new_memory(self):
-        # uvffi_fdguard_t: the uv_prepare_t, then the flag that lets its C
-        # callback call ours (armed: see FdWatchMixin._fdwatch_arm)
-        self.flags = ffi.new("uvffi_fdguard_t *")
-        return ffi.cast("uv_prepare_t *", self.flags)
-
-    def close(self):
-        loop = self.loop
-        if loop._fd_guard is self:
-            loop._fd_guard = loop._fd_guard_flags = None
-        super().close()
-
-    def probe(self, fd):
-        """The OSError that registering *fd* with the backend would give
-        (EBADF: closed; EPERM: a regular file...), or None."""
-        ep = self._probe
-        if ep is None:  # kqueue & co. take any open fd
-            try:
-                os.fstat(fd)
-            except OSError as exc:
-                return exc
-            return None
-        try:
-            ep.register(fd, select.EPOLLIN)
-        except OSError as exc:
-            return exc
-        ep.unregister(fd)
-        return None
-
-    def _on_close(self):
-        if self._probe is not None:
-            self._probe.close()
-        super()._on_close()
-
-
 class FdWatchMixin:
     """Loop methods for watching file descriptors."""
 
     # the loop's slots for this concern, and their initial values (loop.py)
     _LOOP_STATE = {
-        "_fd_watches": None,      # fd -> _FdPoll
+        "_fd_watches": None,      # fd -> FdPoll (handles/fdpoll.py)
         "_fd_pending": None,      # polls started since libuv last polled
         "_fd_idle": None,         # idle polls (parked or stopped), for reuse
-        "_fd_guard": None,        # the _FdGuard that checks them
+        "_fd_guard": None,        # the FdGuard that checks them
         "_fd_guard_flags": None,  # its uvffi_fdguard_t (.armed)
     }
 
@@ -412,7 +317,7 @@ class FdWatchMixin:
             self._fdwatch_evict_stale(fd)
             p = None
         if p is None:
-            p = _FdPoll(self, fd)  # OSError (EBADF, EPERM...) as epoll gives
+            p = FdPoll(self, fd)  # OSError (EBADF, EPERM...) as epoll gives
             watches[fd] = p
         return p
 
@@ -536,7 +441,7 @@ class FdWatchMixin:
     def _fdwatch_guard(self):
         guard = self._fd_guard
         if guard is None or guard.closing:
-            guard = _FdGuard(self, self._fdwatch_check)
+            guard = FdGuard(self, self._fdwatch_check)
             self._fd_guard = guard
             self._fd_guard_flags = guard.flags
         return guard

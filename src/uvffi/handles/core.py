@@ -5,7 +5,16 @@ A wrapper owns its ``uv_*_t`` memory (``ffi.new``) and a ``ffi.new_handle``
 back-pointer stored in ``handle->data``.  From the moment the handle is
 initialised until libuv calls its close callback, the loop holds the wrapper
 in ``loop._uv_handles``: libuv may touch the memory at any time before then,
-so it must not be freed (GUIDE section 3, rule 1).
+so it must not be freed (docs/architecture.md, "Rules for code that
+touches libuv").
+
+Requests follow one model (docs/architecture.md, "Requests"): a request made
+on a handle (write, shutdown, connect, UDP send) is held, with the memory it
+points at, in that handle's ``reqs`` from submission until its callback
+releases it.  Closing the handle ends every one of them: libuv calls each
+back (``UV_ECANCELED``) before the handle's close callback, so ``reqs`` is
+empty by then.  Requests made on the loop (getaddrinfo, getnameinfo) are
+held in ``loop._uv_requests`` and cancelled by ``loop.close()``.
 """
 from .._uv import ffi, lib
 from .callbacks import def_extern, report
@@ -18,7 +27,7 @@ class UVHandle:
     """One libuv handle.  Subclasses call ``_init_done(rc)`` right after their
     ``uv_*_init``; from then on only :meth:`close` ends its life."""
 
-    __slots__ = ("loop", "ptr", "_self_ref", "closing", "__weakref__")
+    __slots__ = ("loop", "ptr", "_self_ref", "closing", "reqs", "__weakref__")
 
     CTYPE = "uv_handle_t *"
 
@@ -29,6 +38,9 @@ class UVHandle:
         self._self_ref = ffi.new_handle(self)
         self.ptr.data = self._self_ref
         self.closing = True  # until initialised: nothing for libuv to close
+        # in-flight requests on this handle -> what keeps their memory alive
+        # (None for handle types that make no requests)
+        self.reqs = None
 
     def _new_memory(self):
         return ffi.new(self.CTYPE)
@@ -48,6 +60,15 @@ class UVHandle:
     def _on_close(self):
         """libuv has finished with the handle: the memory may go."""
         self.loop._uv_handles.discard(self)
+
+    def hold_request(self, req, keep=None):
+        """Keep request *req* (and *keep*, the memory it points at) alive
+        until :meth:`release_request`; call it only once libuv has accepted *req*."""
+        self.reqs[req] = keep
+
+    def release_request(self, req):
+        """*req*'s callback has run: drop it; return what it kept."""
+        return self.reqs.pop(req, None)
 
     def ref(self, on=True):
         if not self.closing:

@@ -91,7 +91,7 @@ class Stream(UVHandle):
         self.protocol = self.live = self.on_data_failed = None
         self.on_alloc = self.on_filled = self.on_self_read = None
         self.on_large_read = None
-        self._reqs = set()  # in-flight requests: alive until their callback
+        self.reqs = {}  # requests in flight (core.py's docstring)
         self.reading = False
         self.backlog = None
         # a _deliver_backlog is scheduled / running: libuv is not reading
@@ -101,7 +101,7 @@ class Stream(UVHandle):
         # batched reads find the stream by its key (_init_done)
         self._key = -1
         self.mode = self._default_mode = (
-            _READ_BATCH if loop._read_view is not None else _READ_PLAIN)
+            _READ_BATCH if loop._read_batches is not None else _READ_PLAIN)
         # Inside libuv's alloc callback (a direct read asking on_alloc for a
         # buffer) libuv must not be told to stop reading or to close: its
         # uv__read goes on to read into the buffer and to call read_cb,
@@ -130,18 +130,7 @@ class Stream(UVHandle):
     def _init_done(self, rc):
         super()._init_done(rc)
         if self._default_mode == _READ_BATCH:
-            # The key is the stream's index in loop._read_streams: a small
-            # int, reused once the handle has closed (_on_close), when no
-            # batch can hold it any more.
-            loop = self.loop
-            free = loop._read_free_keys
-            if free:
-                key = free.pop()
-                loop._read_streams[key] = self
-            else:
-                key = len(loop._read_streams)
-                loop._read_streams.append(self)
-            self._key = self._box.key = key
+            self._key = self._box.key = self.loop._read_batches.add(self)
 
     def _relive(self):
         # the one place that decides whether reads take the fast path
@@ -370,8 +359,7 @@ class Stream(UVHandle):
 
     def _on_close(self):
         if self._key >= 0:
-            self.loop._read_streams[self._key] = None
-            self.loop._read_free_keys.append(self._key)
+            self.loop._read_batches.remove(self._key)
             self._key = -1
         super()._on_close()
 
@@ -380,7 +368,7 @@ class Stream(UVHandle):
         rc = lib.uvffi_shutdown(req, self.ptr)
         if rc < 0:
             raise exception_from_uv(rc)
-        self._reqs.add(req)
+        self.hold_request(req)
 
     def listen(self, backlog):
         rc = lib.uvffi_listen(self.ptr, backlog)
@@ -397,9 +385,6 @@ class Stream(UVHandle):
 
     def write_queue_size(self):
         return self.ptr.write_queue_size
-
-    def _forget(self, req):
-        self._reqs.discard(req)
 
 
 class TCPStream(Stream):

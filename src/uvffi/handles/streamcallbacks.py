@@ -58,12 +58,13 @@ def _on_reads(data, count):
     the stream's key and where its data ends in the loop's buffer (it
     starts where the read before it ended).  What _on_read does for one
     read, without a C->Python call each."""
-    loop = _from_handle(data)
-    view = loop._read_view
-    streams = loop._read_streams
+    batches = _from_handle(data)  # readbatch.ReadBatches
+    loop = batches.loop
+    view = batches.view
+    streams = batches.streams
     # one list of the batch's numbers: cheaper than indexing the C array
     # twice per read
-    batch = iter(loop._read_numbers(2 * count))
+    batch = iter(batches.numbers(2 * count))
     start = end = 0
     if loop._uv_defer_io:
         # Callbacks were already queued when this poll began: on asyncio's
@@ -94,7 +95,7 @@ def _on_reads(data, count):
                     return
             elif stream.reading and not stream.backlog:
                 stream.run_in_context(stream.on_read, end - start,
-                                      loop._read_mv[start:end])
+                                      batches.mv[start:end])
                 if loop._uv_defer_io:  # io_polluted
                     _hold_rest(streams, view, batch, end)
                     return
@@ -167,6 +168,7 @@ def _on_filled(data, nread):
 @def_extern("_uvffi_write_cb")
 def _write_cb(req, status):
     stream = _from_handle(req.handle.data)
+    stream.reqs.pop(req, None)  # release_request(req), inlined (hot path)
     try:
         if stream.plain:
             try:
@@ -183,7 +185,7 @@ def _write_cb(req, status):
 @def_extern("_uvffi_shutdown_cb")
 def _shutdown_cb(req, status):
     obj = _from_handle(req.handle.data)
-    obj._forget(req)
+    obj.release_request(req)
     try:
         if obj.on_shutdown is not None:
             obj.on_shutdown(status)
@@ -194,7 +196,7 @@ def _shutdown_cb(req, status):
 @def_extern("_uvffi_connect_cb")
 def _connect_cb(req, status):
     obj = _from_handle(req.handle.data)
-    obj._forget(req)
+    obj.release_request(req)
     try:
         obj.on_connect(status)
     except Exception as exc:  # noqa: BLE001 - BaseException: onerror

@@ -13,15 +13,13 @@ class UDPHandle(UVHandle):
     and ``on_send(status, charged)``, and ``on_failure(exc, message)`` for
     what they raise."""
 
-    __slots__ = ("on_recv", "on_send", "on_failure", "reqs")
+    __slots__ = ("on_recv", "on_send", "on_failure")
     CTYPE = "uv_udp_t *"
 
     def __init__(self, loop):
         super().__init__(loop)
         self.on_recv = self.on_send = self.on_failure = None
-        # in-flight uv_udp_send_t -> (C copy of the datagram, bytes charged):
-        # alive until libuv's send callback, which also runs (ECANCELED) for
-        # requests still queued when the handle closes
+        # in-flight uv_udp_send_t -> (C copy of the datagram, bytes charged)
         self.reqs = {}
         self._init_done(lib.uv_udp_init(loop._uv_loop, self.ptr))
 
@@ -52,7 +50,7 @@ def _recv_cb(handle, nread, buf, addr, flags):
 @def_extern("_uvffi_udp_send_cb")
 def _send_cb(req, status):
     obj = _from_handle(req.handle.data)
-    keep = obj.reqs.pop(req, None)
+    keep = obj.release_request(req)
     if keep is not None:
         try:
             obj.on_send(status, keep[1])

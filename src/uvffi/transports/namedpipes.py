@@ -165,9 +165,9 @@ class NamedPipeMixin:
                 connected.set_result(status)
         stream.on_connect = on_connect
         req = ffi.new("uv_connect_t *")
-        stream._reqs.add(req)  # alive until the connect callback
         self._fdwatch_flush_idle()  # libuv opens the socket unchecked
         lib.uvffi_pipe_connect(req, stream.ptr, os.fsencode(path))
+        stream.hold_request(req)  # uv_pipe_connect always calls back, even on error
         try:
             status = await connected
         except BaseException:

@@ -87,7 +87,8 @@ class StreamTransport(StreamContextMixin, ReadingMixin, ClosingMixin,
         self._server = server
         self._buffer = []         # writes waiting for the in-flight one
         self._buffer_size = 0
-        self._inflight = None     # (uv_write_t, C buffer) of the write libuv has
+        # the uv_write_t libuv has (held with its buffer in the stream's reqs)
+        self._inflight = None
         self._inflight_size = 0
         self._conn_lost = 0
         self._closing = False
@@ -378,7 +379,9 @@ class StreamTransport(StreamContextMixin, ReadingMixin, ClosingMixin,
             self._fatal_error(exception_from_uv(rc),
                               "Fatal write error on socket transport")
             return
-        self._inflight = (req, keep)
+        # Stream.hold_request(req, keep), inlined: a call per write is measurable
+        self._stream.reqs[req] = keep
+        self._inflight = req
         self._inflight_size = size
         self._close_write_gate()
 

@@ -12,7 +12,7 @@ closed, and asyncio's transports close their socket object.  The handle
 therefore gets a duplicate of the socket's fd; each side closes its own
 copy, and ``get_extra_info('socket')`` stays the socket the caller knows.
 
-Fast paths (GUIDE section 4):
+Fast paths:
 - datagrams land in the shim's per-thread buffer (a C alloc callback): one
   C->Python crossing and one ``bytes`` per datagram; the sender's address
   tuple comes from a per-transport cache keyed by the raw sockaddr bytes;
@@ -325,7 +325,7 @@ class UDPTransport(DatagramTransportBase):
             self._write_failed(exception_from_uv(rc))
             return
         charged = size + HEADER_SIZE
-        self._udp.reqs[req] = (cbuf, charged)
+        self._udp.hold_request(req, (cbuf, charged))
         self._pending += 1
         self._buffer_size += charged
         self._maybe_pause_protocol()
