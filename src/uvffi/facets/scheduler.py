@@ -94,8 +94,8 @@ class ReadyQueue(collections.deque):
     overrides; a class that overrides ``_run`` sets ``foreign``, and the loop
     then calls ``_run`` on each handle, as asyncio does, until the queue is
     empty.  The loop's own code appends with ``deque.append`` itself, with
-    no Python frame; a class test per handle in the run loop instead cost
-    20 ns a callback.
+    no Python frame; a class test per handle in the run loop would cost
+    every callback (docs/performance-notes.md).
 
     ``wake``, when not None, is a cffi ``int *`` that every append through
     these methods sets to 1, after the handle is in: an idle guest loop

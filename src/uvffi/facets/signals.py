@@ -10,7 +10,7 @@ stores and re-raises from ``run_forever``), and the signal numbers read from
 the socket are dispatched to ``add_signal_handler`` callbacks.
 
 libuv's ``uv_signal_t`` is not used for this on purpose: it would install
-its own C handler and fight Python's over the same signals (GUIDE §3.3).
+its own C handler and fight Python's over the same signals.
 SIGCHLD is the exception: libuv already owns it (its handler reaps the
 children ``uv_spawn`` started, for every loop of the process), so a
 user's SIGCHLD handler is one more libuv watcher of it (``SignalWatch``)

@@ -14,8 +14,9 @@ caller's fd and we close the caller's object ourselves: no fd is closed
 twice.  Pipes our subprocess code made (``process.ChildPipe``) hand their fd
 over instead of being duplicated.
 
-The read side is the shim's C read buffer (one crossing per read); the write
-side reuses ``StreamTransport``'s ``uv_try_write`` fast path and coalesced
+The read side is a ``Stream``'s reads, as for sockets (in batches on a loop
+uvffi created, one callback per read on a host's: handles/stream.py), given
+to the protocol through ``on_read``; the write side reuses ``StreamTransport``'s ``uv_try_write`` fast path and coalesced
 ``uv_write`` requests.
 """
 import errno

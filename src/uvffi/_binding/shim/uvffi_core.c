@@ -44,9 +44,8 @@ static int uvffi_run_once(uv_loop_t *loop, uv_timer_t *wakeup, int64_t timeout_m
 }
 
 /* uvffi_run_once(loop, wakeup, 0) for a loop uvffi created: one
- * argument, so cffi builds no argument tuple (measured with callgrind on a
- * call_soon chain: ~1,300 instructions per iteration for the 3-argument
- * call, of which uv_run itself was ~410). */
+ * argument, so cffi builds no argument tuple, which cost more than uv_run
+ * itself per iteration (docs/performance-notes.md, "The C shim"). */
 static int uvffi_run_nowait(uv_loop_t *loop)
 {
     uv_timer_t *wakeup = ((uvffi_loop_t *)loop)->wakeup;
@@ -121,10 +120,9 @@ static int uvffi_fd_same(int fd, uint64_t *id)
  * the entry it leaves in epoll can fire once, into nothing.  Unparking is
  * one EPOLL_CTL_MOD back to (pevents, fd); it fails (ENOENT, EBADF) when
  * the number no longer names the file registered, and fdwatch.py then
- * starts over as a new add_reader.  Measured on this project's 2-core VM,
- * sock_* echo (1 KiB, 20 connections, CPython 3.11): 27.7 -> 18.8 us of
- * server CPU per request against EPOLL_CTL_DEL/ADD, which cost far more
- * than MODs under load (py-spy: epoll_ctl was 39% of the samples).
+ * starts over as a new add_reader.  Under load, EPOLL_CTL_DEL/ADD per
+ * wait cost far more than one MOD (docs/performance-notes.md, "Parked
+ * polls").
  * Linux only: the epoll_event is built as libuv's epoll backend builds it;
  * elsewhere UV_ENOSYS and fdwatch.py stops and restarts the poll through
  * libuv.  Recheck on libuv upgrades (the -1 mark, the uv__io_t fields).

@@ -14,11 +14,11 @@ static void _uvffi_connection_cb(uv_stream_t *server, int status);
 #define UVFFI_READ_BUFFER_SIZE (256 * 1024)
 /* A loop's batch buffer, and when a batch is handed over early: when the
  * buffer has less than the reserve left (no read is offered less).  A
- * large read (UVFFI_LARGE_READ, uvffi_shim.h) is handed over on its own, through the one-read callback:
- * batching saves it nothing, and measured on the 100 KiB echo the batch
- * path cost ~1,400 more instructions per read when batches hold one read,
- * and walking a 1 MiB buffer instead of reusing its start cost ~20% more
- * CPU per request (cache misses, in the kernel's copy and in ours). */
+ * large read (UVFFI_LARGE_READ, uvffi_shim.h) is handed over on its own,
+ * through the one-read callback: batching saves it nothing and costs
+ * instructions.  The buffer is kept small, and its start reused, for the
+ * cache (the kernel's copy and ours): docs/performance-notes.md, "The C
+ * shim". */
 #define UVFFI_BATCH_BUFFER_SIZE (256 * 1024)
 #define UVFFI_READ_RESERVE (64 * 1024)
 #define UVFFI_READ_EVENTS 256             /* reads per batch, at most */
