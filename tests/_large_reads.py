@@ -102,6 +102,8 @@ async def order_behind_a_queued_callback(loop, proto, mode, then="data"):
     if stream is not None:
         stream.set_read_mode(mode)
     order = []
+    errors = []  # a failed hold would still deliver later: catch it here
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
     proto.hook = lambda *_: order.append("read")
     eof_received = proto.eof_received
     proto.eof_received = lambda: (order.append("eof"), eof_received())[1]
@@ -113,4 +115,6 @@ async def order_behind_a_queued_callback(loop, proto, mode, then="data"):
     await proto.lost
     server.close()
     await server.wait_closed()
+    loop.set_exception_handler(None)
+    assert not errors, errors
     return order

@@ -277,6 +277,53 @@ def test_connection_reset_while_reading_large(any_loop):
     assert errors == []  # asyncio logs no reset
 
 
+def test_reset_read_behind_a_callback_queued_before_the_poll(any_loop, monkeypatch):
+    # A reset found by a read that waits behind queued callbacks (on uvffi:
+    # a self read in a deferring poll, Stream.hold_self_read) ends the
+    # connection as asyncio's read does: ConnectionResetError, nothing
+    # logged, after the callback.
+    from uvffi.handles.stream import Stream
+    held = []
+    hold_self_read = Stream.hold_self_read
+
+    def spy(stream):
+        held.append(stream)
+        return hold_self_read(stream)
+    monkeypatch.setattr(Stream, "hold_self_read", spy)
+
+    loop = any_loop
+    errors = recorded_errors(loop)
+    proto = Collector(loop)
+    order = []
+
+    async def main():
+        server, client = await connected(loop, proto)
+        proto.transport.write(b"unread")  # so that close() sends a reset
+        await send_large_first(loop, proto, client, payload(BIG))
+        await wait_for(lambda: len(proto.got) == BIG)
+        proto.transport.pause_reading()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()
+        await asyncio.sleep(0.05)  # the reset is in the server's socket now
+        stream = getattr(proto.transport, "_stream", None)
+        if stream is not None:
+            stream.set_read_mode(largereads._READ_SELF)
+        loop.call_soon(order.append, "callback")
+        proto.transport.resume_reading()
+        exc = await proto.lost
+        order.append("lost")
+        server.close()
+        await server.wait_closed()
+        return exc
+
+    exc = run(loop, main())
+    assert isinstance(exc, ConnectionResetError)
+    assert order == ["callback", "lost"]
+    assert errors == []
+    if _self_reads_expected(loop):
+        assert held  # the path under test
+
+
 def test_switch_to_buffered_protocol_while_reading_large(any_loop):
     loop = any_loop
     proto = Collector(loop)

@@ -17,6 +17,7 @@ How a stream reads (``Stream.mode``; shim ``uvffi_stream.c``):
 """
 import collections
 import contextvars
+import errno
 import os
 import sys
 
@@ -26,6 +27,8 @@ from .core import UVHandle
 
 _from_handle = ffi.from_handle
 _new = ffi.new
+_new_unzeroed = ffi.new_allocator(should_clear_after_alloc=False)
+_unpack = ffi.unpack
 # os.write is the cheaper way to an fd on CPython (Stream.write_fd)
 _OS_WRITES = os.name == "posix" and sys.implementation.name != "pypy"
 _READ_PLAIN = lib.UVFFI_READ_PLAIN
@@ -39,6 +42,12 @@ _READ_SELF = lib.UVFFI_READ_SELF
 # one definition, the shim's.
 LARGE_READS_FROM = lib.UVFFI_LARGE_READ
 LARGE_READS_UNTIL = 8 * 1024
+# The most one self read asks for: the bytes object os.read makes must stay
+# under glibc's mmap threshold (128 KiB, with the object's header and
+# malloc's; transports/largereads.py says why).
+SELF_READ_MAX = 127 * 1024
+_UV_EOF = lib.UV_EOF
+_os_read = os.read
 
 
 class Stream(UVHandle):
@@ -78,6 +87,7 @@ class Stream(UVHandle):
                  "on_alloc", "on_filled", "on_self_read", "_reqs", "reading",
                  "backlog", "_key", "_box", "wfd", "mode", "_default_mode",
                  "in_alloc", "_reconcile", "_backlog_due", "_in_backlog",
+                 "_hold_buffer",
                  "on_large_read", "context", "plain", "on_context",
                  "on_failure")
 
@@ -111,6 +121,9 @@ class Stream(UVHandle):
         # makes libuv's match (after_alloc).
         self.in_alloc = False
         self._reconcile = False
+        # a direct read's buffer of our own, while libuv reads into it for
+        # a read to be held (lend_hold_buffer)
+        self._hold_buffer = None
         # The owner's contextvars context (its creation context), in which
         # libuv's callbacks call it (run_in_context).  ``plain``: that
         # context has no variables, and the loop runs libuv inside its own
@@ -289,6 +302,47 @@ class Stream(UVHandle):
             else:
                 lib.uv_read_stop(self.ptr)
                 self._schedule_backlog()
+
+    def hold_self_read(self):
+        """A self read (the fd is readable) in a poll that began with
+        callbacks already queued (``loop._uv_defer_io``): on asyncio's loop
+        those run before the poll's I/O callbacks, so the owner is not
+        called now.  The fd is read here, as the owner's self read would,
+        and what came -- data, EOF or the read's error -- waits on the
+        stream behind them (``hold``), delivered through ``on_read`` (for a
+        BufferedProtocol, the copy path)."""
+        try:
+            data = _os_read(self.fileno(), SELF_READ_MAX)
+        except (BlockingIOError, InterruptedError):
+            return  # nothing there after all: libuv polls on
+        except OSError as exc:
+            # libuv's codes are negated errnos on POSIX, the only place
+            # streams self-read
+            self.hold(-(exc.errno or errno.EIO), None)
+            return
+        if data:
+            self.hold(len(data), data)
+        else:
+            self.hold(_UV_EOF, None)
+
+    def lend_hold_buffer(self, buf):
+        """A direct read (libuv reads into the buffer the alloc callback
+        fills in *buf*) in a poll that defers I/O: as for hold_self_read,
+        the owner, get_buffer() included, is not asked now; libuv reads
+        into the stream's own buffer, and the read callback holds what
+        came (hold_filled)."""
+        cbuf = self._hold_buffer = _new_unzeroed("char[]", SELF_READ_MAX)
+        buf.base = cbuf
+        buf.len = SELF_READ_MAX
+
+    def hold_filled(self, nread):
+        """libuv's read callback after lend_hold_buffer."""
+        cbuf, self._hold_buffer = self._hold_buffer, None
+        if nread > 0:
+            self.hold(nread, _unpack(cbuf, nread))
+        elif nread < 0:
+            self.hold(nread, None)  # EOF or the read's error
+        # 0: nothing was there after all
 
     def _schedule_backlog(self):
         # once: a second delivery would start libuv reading twice (EALREADY)

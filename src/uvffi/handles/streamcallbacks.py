@@ -132,7 +132,10 @@ def _hold_rest(streams, view, batch, start):
 def _alloc(data, buf):
     stream = _from_handle(data)
     stream.in_alloc = True
-    stream.run_in_context(stream.on_alloc, buf)
+    if stream.loop._uv_defer_io:
+        stream.lend_hold_buffer(buf)  # the owner hears of it from the ready queue
+    else:
+        stream.run_in_context(stream.on_alloc, buf)
 
 
 # error=1: after an exception, on_filled still follows, and ends in_alloc
@@ -140,7 +143,9 @@ def _alloc(data, buf):
 def _self_read(data):
     stream = _from_handle(data)
     stream.in_alloc = True
-    if stream.plain:
+    if stream.loop._uv_defer_io:
+        stream.hold_self_read()  # the owner hears of it from the ready queue
+    elif stream.plain:
         try:
             stream.on_self_read()
         finally:
@@ -162,7 +167,10 @@ def _on_filled(data, nread):
         stream.after_alloc()
     else:
         stream.in_alloc = False
-    stream.run_in_context(stream.on_filled, nread)
+    if stream._hold_buffer is not None:
+        stream.hold_filled(nread)
+    else:
+        stream.run_in_context(stream.on_filled, nread)
 
 
 @def_extern("_uvffi_write_cb")

@@ -29,9 +29,8 @@ import os
 import sys
 
 from .._uv import ffi, lib
-from .largereads import SELF_READ_MAX
 from ..handles.stream import (_READ_DIRECT, _READ_SELF, LARGE_READS_FROM,
-                           LARGE_READS_UNTIL)
+                              LARGE_READS_UNTIL)
 
 _PYPY = sys.implementation.name == "pypy"
 _from_buffer = ffi.from_buffer
@@ -57,7 +56,6 @@ class BufferedReadsMixin:
     ``on_alloc``/``on_filled`` to ``_get_read_buffer``/``_read_buffer_filled``."""
 
     _read_target = None  # a direct read's buffer (cdata), while libuv has it
-    _held_read = None  # its bytearray, when the read is to be held
 
     # get_buffer()/buffer_updated() with asyncio's error reporting, for the
     # piecewise copy and libuv's direct reads; the two hot paths (the
@@ -205,18 +203,12 @@ class BufferedReadsMixin:
         # (pause, close, another protocol) reaches libuv only afterwards
         # (Stream.in_alloc), and any of it means that nothing is read now.
         # buf left empty: libuv reads nothing and reports UV_ENOBUFS,
-        # ignored in _read_buffer_filled.
-        if self._loop._uv_defer_io:
-            # behind the callbacks queued before this poll, get_buffer()
-            # included (largereads.py: _read_self_data): into a buffer of
-            # our own, held on the stream in _read_buffer_filled
-            target = held = bytearray(SELF_READ_MAX)
-        else:
-            asked = self._ask_buffer(self._protocol)
-            if asked is None:
-                return
-            target = asked[0]
-            held = None
+        # ignored in _read_buffer_filled.  (Never in a poll that defers
+        # I/O: Stream.lend_hold_buffer.)
+        asked = self._ask_buffer(self._protocol)
+        if asked is None:
+            return
+        target = asked[0]
         try:
             cbuf = _from_buffer(_CHAR_ARRAY, target, True)  # positional: cheaper
         except (SystemExit, KeyboardInterrupt):
@@ -228,7 +220,6 @@ class BufferedReadsMixin:
             return
         # kept (and with it the protocol's buffer) until the read is done
         self._read_target = cbuf
-        self._held_read = held
         buf.base = cbuf
         buf.len = len(cbuf)
 
@@ -239,11 +230,7 @@ class BufferedReadsMixin:
         # called inline, not through _ask_buffer/_tell_updated as the other
         # two paths: four helper frames per read showed in the per-request
         # cost.
-        if self._loop._uv_defer_io:
-            # behind the callbacks queued before this poll, get_buffer()
-            # included: read and held (largereads.py)
-            self._read_self_data()
-            return
+        # (never in a poll that defers I/O: Stream.hold_self_read)
         stream = self._stream
         protocol = self._protocol
         try:
@@ -303,10 +290,6 @@ class BufferedReadsMixin:
         if self._read_target is None:
             return  # declined in _get_read_buffer (UV_ENOBUFS): nothing read
         self._read_target = None
-        held, self._held_read = self._held_read, None
-        if held is not None:
-            self._stream.hold(nread, bytes(memoryview(held)[:nread]) if nread > 0 else None)
-            return
         if nread <= 0:
             self._on_read_status(nread)  # EOF, an error (UV_EAGAIN: nothing)
             return

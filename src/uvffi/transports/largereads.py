@@ -32,14 +32,11 @@ import os
 import sys
 
 from .._uv import lib
-from ..handles.stream import _READ_SELF, LARGE_READS_UNTIL
+from ..handles.stream import _READ_SELF, LARGE_READS_UNTIL, SELF_READ_MAX
 
 _os_read = os.read
 _UV_EOF = lib.UV_EOF
 SELF_READS = os.name == "posix" and sys.implementation.name != "pypy"
-# the most one read asks for: its bytes object must stay under glibc's
-# mmap threshold (128 KiB, with the object's header and malloc's)
-SELF_READ_MAX = 127 * 1024
 
 
 def _nothing_to_reconcile(nread):
@@ -84,8 +81,8 @@ class LargeReadsMixin:
     def _read_self_data(self):
         # From libuv's alloc callback: what is done to the stream's reading
         # in here reaches libuv once the callback is over (Stream.in_alloc).
-        # Also a BufferedProtocol's self read, in a poll that defers I/O
-        # (bufferedreads.py: _read_self).
+        # Never in a poll that defers I/O: the stream holds that read itself
+        # (Stream.hold_self_read).
         try:
             data = _os_read(self._rfd, SELF_READ_MAX)
         except (BlockingIOError, InterruptedError):
@@ -94,17 +91,6 @@ class LargeReadsMixin:
             raise
         except BaseException as exc:
             self._self_read_failed(exc)
-            return
-        if self._loop._uv_defer_io:
-            # The poll began with callbacks already queued: on asyncio's
-            # loop they run before its I/O callbacks, so the read, or its
-            # EOF, waits on the stream behind them (Stream.hold), as
-            # streamcallbacks._on_read keeps libuv's reads.  A held read
-            # reaches a BufferedProtocol through the copy path.
-            if data:
-                self._stream.hold(len(data), data)
-            else:
-                self._stream.hold(_UV_EOF, None)
             return
         if not data:
             self._on_read_status(_UV_EOF)
