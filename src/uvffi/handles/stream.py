@@ -84,7 +84,7 @@ class Stream(UVHandle):
 
     __slots__ = ("on_read", "on_write", "on_shutdown", "on_connect",
                  "on_connection", "protocol", "live", "on_data_failed",
-                 "on_alloc", "on_filled", "on_self_read", "_reqs", "reading",
+                 "on_alloc", "on_filled", "on_self_read", "reading",
                  "backlog", "_key", "_box", "wfd", "mode", "_default_mode",
                  "in_alloc", "_reconcile", "_backlog_due", "_in_backlog",
                  "_hold_buffer",

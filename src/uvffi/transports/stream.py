@@ -482,7 +482,7 @@ class StreamTransport(StreamContextMixin, ReadingMixin, ClosingMixin,
             return
         self._stream = None
         stream.set_protocol(None)
-        self._read_target = self._held_read = None
+        self._read_target = None
         # an in-flight write is cancelled by the close (ECANCELED)
         stream.close()
         if self._fd is not None and self._loop is not None:

@@ -1,7 +1,7 @@
 /* shim: uvffi_sock.c */
 int64_t uvffi_sock_recv(int64_t fd, char *buf, size_t len);
 /* add_reader/add_writer's polls (fdwatch.py): started with their own
- * callback, which finds the _FdPoll through handle->data as Poll's does
+ * callback, which finds the FdPoll through handle->data as Poll's does
  * but dispatches its reader and writer itself (one Python frame less per
  * event than Poll's callback calling a bound method). */
 extern "Python" void _uvffi_fdwatch_cb(uv_poll_t *handle, int status, int events);
