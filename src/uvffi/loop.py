@@ -5,7 +5,7 @@ scheduling and argument handling (the ready queue, the timer heap, tasks,
 futures, the exception-handler API, debug mode, executors, the logic of
 ``create_connection``/``create_server``), so that behaviour and error
 messages are CPython's by construction.  What touches the operating system
-is libuv's: the poll step (``driver.py``), the threadsafe wake-up
+is libuv's: the poll step (``facets/driver.py``), the threadsafe wake-up
 (``uv_async_t``), and the I/O primitives in the mixin modules, one per
 concern.
 """
@@ -168,7 +168,7 @@ class Loop(*_MIXINS, base_events.BaseEventLoop):
         self._uv_async_lock = threading.Lock()
         self._uv_async_ptr = self._uv_async.ptr
         self._selector = UVSelector(self)
-        # _run_once's zero-timeout poll (scheduler.py: uvffi_run_nowait needs
+        # _run_once's zero-timeout poll (facets/scheduler.py: uvffi_run_nowait needs
         # the uvffi_loop_t); None: a host's loop, guest mode, or closed
         self._uv_nowait = self._uv_loop if self._uv_owned else None
 

@@ -3,7 +3,7 @@
 ``Stream`` wraps a libuv stream handle: it owns the memory, its reading
 state and its owner's context; libuv's read/write/shutdown/connect/
 connection callbacks (streamcallbacks.py) reach the bound methods its
-owner sets (``streams.StreamTransport``, servers, pipes).
+owner sets (``transports.stream.StreamTransport``, servers, pipes).
 
 How a stream reads (``Stream.mode``; shim ``uvffi_stream.c``):
 - on a loop uvffi created, into the loop's read buffer, handed to Python in
@@ -96,7 +96,7 @@ class Stream(UVHandle):
         self.on_read = self.on_write = self.on_shutdown = None
         self.on_connect = self.on_connection = None
         # on_failure(exc, message): where a failure of the callbacks above
-        # goes (_callbacks.report_failure); None: the loop's handler
+        # goes (callbacks.report_failure); None: the loop's handler
         self.on_failure = None
         self.protocol = self.live = self.on_data_failed = None
         self.on_alloc = self.on_filled = self.on_self_read = None

@@ -1,5 +1,5 @@
 """libuv's stream callbacks: how reads, writes, shutdowns, connects and
-incoming connections reach a ``streamhandle.Stream`` and its owner.
+incoming connections reach a ``handles.stream.Stream`` and its owner.
 
 Each finds its Stream through ``handle->data`` and calls the owner's method:
 a *plain* stream's owner directly, in the loop's I/O context, with a check

@@ -60,7 +60,7 @@ class TransportSocket(trsock.TransportSocket):
 
 
 class StreamContextMixin:
-    """The protocol's context, for a transport over a streamhandle.Stream:
+    """The protocol's context, for a transport over a handles.stream.Stream:
     taken when the transport is made, as uvloop does (asyncio: the context
     of each callback's registration); the stream runs libuv's callbacks in
     it and tells the transport when it gives it a copy of its own

@@ -2,7 +2,7 @@
 
 ``StreamTransport`` is asyncio's stream transport
 (``_SelectorSocketTransport``'s behaviour, message for message) on top of a
-``streamhandle.Stream``; TCP, Unix sockets, pipes and subprocess pipes
+``handles.stream.Stream``; TCP, Unix sockets, pipes and subprocess pipes
 subclass it.
 
 Fast paths:

@@ -3,7 +3,7 @@ changes that keep a connection from failing or hanging where asyncio's
 (3.11+) one does.
 
 ``TLSProtocol`` is what every TLS path builds (``create_connection``,
-servers, ``start_tls``, named pipes: socktransport.new_ssl_protocol).  It
+servers, ``start_tls``, named pipes: socketstream.new_ssl_protocol).  It
 differs from asyncio's class only here:
 
 * application data the peer sends after our close_notify went out is read

@@ -119,7 +119,7 @@ int uv_poll_init_socket(uv_loop_t *loop, uv_poll_t *handle, uv_os_sock_t socket)
 int uv_poll_start(uv_poll_t *handle, int events, uv_poll_cb cb);
 int uv_poll_stop(uv_poll_t *handle);
 
-/* Callbacks implemented in Python (see uvffi/_callbacks.py and the
+/* Callbacks implemented in Python (see uvffi/handles/callbacks.py and the
  * handle modules).  Every one of them routes exceptions to the loop. */
 extern "Python" void _uvffi_close_cb(uv_handle_t *handle);
 extern "Python" void _uvffi_poll_cb(uv_poll_t *handle, int status, int events);
