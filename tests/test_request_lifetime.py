@@ -197,3 +197,44 @@ def test_abort_ends_queued_datagrams_before_the_handle_closes(loop, send_would_b
         return before, dict(udp.reqs)
 
     assert loop.run_until_complete(main()) == (2, {})
+
+
+def test_pipe_connect_request_is_released_by_its_callback(loop, monkeypatch, tmp_path):
+    # uv_pipe_connect (the named-pipe path; AF_UNIX paths here): its
+    # request is held until libuv calls back, for a connection made and for
+    # one refused (FileNotFoundError), and nothing is left on the stream
+    from uvffi.facets import unix as uvffi_unix
+    from uvffi.transports import namedpipes
+    monkeypatch.setattr(uvffi_unix, "_NATIVE_PIPES", True)
+    made = []
+
+    class SpyStream(namedpipes.PipeStream):
+        __slots__ = ()
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+    monkeypatch.setattr(namedpipes, "PipeStream", SpyStream)
+    path = str(tmp_path / "pipe.sock")
+
+    async def main():
+        server = await loop.create_unix_server(asyncio.Protocol, path)
+        made.clear()  # the server's own pipe
+        tr, proto = await loop.create_unix_connection(Sink, path)
+        connected = dict(made[0].reqs)
+        tr.close()
+        await asyncio.wait_for(proto.lost, TIMEOUT)
+        server.close()
+        await server.wait_closed()
+        made.clear()
+        try:
+            await loop.create_unix_connection(Sink, str(tmp_path / "missing"))
+        except FileNotFoundError as exc:
+            refused = exc
+        await _handle_closed(loop, made[0])
+        return connected, refused, dict(made[0].reqs)
+
+    connected, refused, after = loop.run_until_complete(main())
+    assert connected == {}
+    assert isinstance(refused, FileNotFoundError)
+    assert after == {}
