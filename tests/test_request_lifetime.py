@@ -63,6 +63,16 @@ async def _handle_closed(loop, handle):
     raise AssertionError("the handle's close callback did not come")
 
 
+async def _reqs_once_called_back(handle):
+    """*handle*'s requests, once they are gone or TIMEOUT has passed (the
+    caller asserts what is left)."""
+    for _ in range(int(TIMEOUT / 0.01)):
+        if not handle.reqs:
+            break
+        await asyncio.sleep(0.01)
+    return dict(handle.reqs)
+
+
 def test_a_write_in_flight_is_held_by_its_stream_until_its_callback(loop):
     data = bytes(range(256)) * (BIG // 256)
 
@@ -73,11 +83,7 @@ def test_a_write_in_flight_is_held_by_its_stream_until_its_callback(loop):
         await asyncio.sleep(0.05)
         held = list(stream.reqs.items())
         got = await _read_exactly(loop, peer, len(data))
-        for _ in range(int(TIMEOUT / 0.01)):
-            if not stream.reqs:
-                break
-            await asyncio.sleep(0.01)
-        after = dict(stream.reqs)
+        after = await _reqs_once_called_back(stream)
         tr.close()
         await asyncio.wait_for(proto.lost, TIMEOUT)
         peer.close()
@@ -117,11 +123,7 @@ def test_shutdown_request_is_released_by_its_callback(loop):
         kinds = [ffi.typeof(r).cname for r in stream.reqs]
         got = await _read_exactly(loop, peer, len(b"last words"))
         eof = await asyncio.wait_for(loop.sock_recv(peer, 10), TIMEOUT)
-        for _ in range(int(TIMEOUT / 0.01)):
-            if not stream.reqs:
-                break
-            await asyncio.sleep(0.01)
-        after = dict(stream.reqs)
+        after = await _reqs_once_called_back(stream)
         tr.close()
         await asyncio.wait_for(proto.lost, TIMEOUT)
         peer.close()
@@ -169,11 +171,7 @@ def test_queued_datagrams_are_held_until_sent(loop, send_would_block):
                 t.sendto(b"d%d" % i, peer.getsockname())
             held = sorted(keep[1] for keep in udp.reqs.values())
             got = [(await recv_from(peer))[0] for _ in range(3)]
-        for _ in range(int(TIMEOUT / 0.01)):
-            if not udp.reqs:
-                break
-            await asyncio.sleep(0.01)
-        after = dict(udp.reqs)
+        after = await _reqs_once_called_back(udp)
         t.close()
         await asyncio.wait_for(p.lost, TIMEOUT)
         return held, got, after

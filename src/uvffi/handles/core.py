@@ -21,6 +21,9 @@ from .callbacks import def_extern, report
 from .errors import exception_from_uv
 
 _from_handle = ffi.from_handle
+# C memory that is overwritten before it is read (read buffers, copies of
+# data to write): zeroing it first is wasted work
+new_unzeroed = ffi.new_allocator(should_clear_after_alloc=False)
 
 
 class UVHandle:

@@ -16,10 +16,10 @@ import functools
 import sys
 
 from .._uv import ffi, lib
+from .core import new_unzeroed as _new_unzeroed
 from .errors import exception_from_uv
 
 _PYPY = sys.implementation.name == "pypy"
-_new_unzeroed = ffi.new_allocator(should_clear_after_alloc=False)
 
 
 def _batch_reader(events):

@@ -23,11 +23,10 @@ import sys
 
 from .._uv import ffi, lib
 from .errors import exception_from_uv
-from .core import UVHandle
+from .core import UVHandle, new_unzeroed as _new_unzeroed
 
 _from_handle = ffi.from_handle
 _new = ffi.new
-_new_unzeroed = ffi.new_allocator(should_clear_after_alloc=False)
 _unpack = ffi.unpack
 # os.write is the cheaper way to an fd on CPython (Stream.write_fd)
 _OS_WRITES = os.name == "posix" and sys.implementation.name != "pypy"

@@ -25,6 +25,7 @@ from asyncio import base_events, constants, transports
 from .._uv import ffi, lib
 from .bufferedreads import BufferedReadsMixin
 from .largereads import LargeReadsMixin, read_fd
+from ..handles.core import new_unzeroed as _new_unzeroed
 from ..handles.stream import LARGE_READS_FROM
 from ..handles.errors import exception_from_uv
 from .base import (ClosingMixin, ReadingMixin, StreamContextMixin,
@@ -36,7 +37,6 @@ _from_buffer = ffi.from_buffer
 _os_write = os.write
 _PYPY = sys.implementation.name == "pypy"
 _new = ffi.new
-_new_unzeroed = ffi.new_allocator(should_clear_after_alloc=False)
 _memmove = ffi.memmove
 # PyPy's GC may move a small object (out of the nursery) while libuv still
 # points at it; objects this large are allocated outside the nursery and
