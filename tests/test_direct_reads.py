@@ -19,7 +19,7 @@ import pytest
 
 from _large_reads import (BIG, connected, deliver_all, order_behind_a_queued_callback,
                           payload, recorded_errors, run, send_large_first, wait_for)
-from uvffi.transports import bufferedreads
+from uvffi.handles import streamreads
 from uvffi._uv import lib
 
 LARGE_READ_MODES = {"self": lib.UVFFI_READ_SELF, "libuv": lib.UVFFI_READ_DIRECT}
@@ -34,7 +34,7 @@ def large_read_mode(request, monkeypatch):
         pytest.skip("one way of reading on asyncio's loop")
     if request.param == "self" and os.name != "posix":
         pytest.skip("self reads are POSIX only")
-    monkeypatch.setattr(bufferedreads, "_READ_LARGE", LARGE_READ_MODES[request.param])
+    monkeypatch.setattr(streamreads, "BUFFERED_LARGE_MODE", LARGE_READ_MODES[request.param])
     return LARGE_READ_MODES[request.param]
 
 

@@ -729,7 +729,7 @@ def test_c_host_example_finds_uvffi_in_the_active_virtual_environment(c_host, tm
 def test_buffered_protocol_large_reads_on_a_hosts_loop(host):
     # a host's loop has no batch: reads come one callback each, and large
     # ones go straight into the BufferedProtocol's buffer there too
-    from uvffi.transports import bufferedreads
+    from uvffi.handles import streamreads
     loop = guest(host)
     a, b = socket.socketpair()
     data = bytes(range(256)) * (16 * 1024)  # 4 MiB
@@ -758,7 +758,7 @@ def test_buffered_protocol_large_reads_on_a_hosts_loop(host):
         host.run_until(lambda: len(got) >= len(data))
         sender.join()
         assert bytes(got) == data
-        assert bufferedreads._READ_LARGE in modes
+        assert streamreads.BUFFERED_LARGE_MODE in modes
         tr.close()
         host.run(lib.UV_RUN_NOWAIT)
     finally:
@@ -769,7 +769,7 @@ def test_buffered_protocol_large_reads_on_a_hosts_loop(host):
 def test_plain_protocol_large_reads_on_a_hosts_loop(host):
     # on a host's loop too, a plain protocol's large reads are uvffi's own
     # reads into new bytes (largereads.py), whole and in order
-    from uvffi.transports import largereads
+    from uvffi.handles import streamreads
     loop = guest(host)
     a, b = socket.socketpair()
     data = bytes(range(256)) * (16 * 1024)  # 4 MiB
@@ -794,8 +794,8 @@ def test_plain_protocol_large_reads_on_a_hosts_loop(host):
         host.run_until(lambda: len(got) >= len(data))
         sender.join()
         assert bytes(got) == data
-        if largereads.SELF_READS:
-            assert largereads._READ_SELF in modes
+        if streamreads.PLAIN_SELF_READS:
+            assert streamreads._READ_SELF in modes
         tr.close()
         host.run(lib.UV_RUN_NOWAIT)
     finally:

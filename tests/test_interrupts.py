@@ -14,7 +14,7 @@ import socket
 
 import pytest
 
-from uvffi.transports import bufferedreads
+from uvffi.handles import streamreads
 from test_direct_reads import LARGE_READ_MODES
 
 
@@ -26,7 +26,7 @@ def large_read_mode(request, monkeypatch, any_loop):
         pytest.skip("one way of reading on asyncio's loop")
     if request.param == "self" and os.name != "posix":
         pytest.skip("self reads are POSIX only")
-    monkeypatch.setattr(bufferedreads, "_READ_LARGE", LARGE_READ_MODES[request.param])
+    monkeypatch.setattr(streamreads, "BUFFERED_LARGE_MODE", LARGE_READ_MODES[request.param])
 
 
 def _run_through_interrupts(loop, aw, timeout=10):

@@ -16,7 +16,7 @@ import pytest
 
 from _large_reads import (BIG, connected, deliver_all, order_behind_a_queued_callback,
                           payload, recorded_errors, run, send_large_first, wait_for)
-from uvffi.transports import largereads
+from uvffi.handles import streamreads
 
 
 class Collector(asyncio.Protocol):
@@ -55,11 +55,11 @@ class Collector(asyncio.Protocol):
             self.lost.set_result(exc)
 
     def self_read_sizes(self):
-        return [n for n, mode in self.chunks if mode == largereads._READ_SELF]
+        return [n for n, mode in self.chunks if mode == streamreads._READ_SELF]
 
 
 def _self_reads_expected(loop):
-    return loop.kind == "uvffi" and largereads.SELF_READS
+    return loop.kind == "uvffi" and streamreads.PLAIN_SELF_READS
 
 
 @pytest.mark.parametrize("family", ["tcp", "unix"])
@@ -93,9 +93,9 @@ def test_large_and_small_reads_arrive_whole_and_in_order(any_loop, family, tmp_p
         # read by uvffi itself while reads were large, no read over the
         # cap; the first 100-byte read switches back: the others batched
         sizes = proto.self_read_sizes()
-        assert sizes and max(sizes) <= largereads.SELF_READ_MAX
+        assert sizes and max(sizes) <= streamreads.SELF_READ_MAX
         small = [mode for n, mode in proto.chunks if n == 100]
-        assert len(small) == 20 and largereads._READ_SELF not in small[1:]
+        assert len(small) == 20 and streamreads._READ_SELF not in small[1:]
 
 
 def test_reads_stay_large_while_messages_are_large(any_loop):
@@ -307,7 +307,7 @@ def test_reset_read_behind_a_callback_queued_before_the_poll(any_loop, monkeypat
         await asyncio.sleep(0.05)  # the reset is in the server's socket now
         stream = getattr(proto.transport, "_stream", None)
         if stream is not None:
-            stream.set_read_mode(largereads._READ_SELF)
+            stream.set_read_mode(streamreads._READ_SELF)
         loop.call_soon(order.append, "callback")
         proto.transport.resume_reading()
         exc = await proto.lost
@@ -410,16 +410,16 @@ def test_self_read_waits_behind_a_callback_queued_before_the_poll(any_loop):
     # orders it.
     loop = any_loop
     proto = Collector(loop)
-    order = run(loop, order_behind_a_queued_callback(loop, proto, largereads._READ_SELF))
+    order = run(loop, order_behind_a_queued_callback(loop, proto, streamreads._READ_SELF))
     assert order[0] == "callback" and "read" in order, order
     if _self_reads_expected(loop):
-        assert proto.chunks[-1][1] == largereads._READ_SELF  # the path under test
+        assert proto.chunks[-1][1] == streamreads._READ_SELF  # the path under test
 
 
 def test_eof_in_large_read_mode_waits_behind_a_callback_queued_before_the_poll(any_loop):
     loop = any_loop
     proto = Collector(loop)
-    order = run(loop, order_behind_a_queued_callback(loop, proto, largereads._READ_SELF, then="eof"))
+    order = run(loop, order_behind_a_queued_callback(loop, proto, streamreads._READ_SELF, then="eof"))
     assert order == ["callback", "eof"], order
     assert proto.events[-1] == ("lost", None)
 

@@ -332,5 +332,5 @@ def test_tls_large_transfer_both_ways(any_loop):
 
     assert run(loop, main())
     if loop.kind == "uvffi" and sys.version_info >= (3, 11):
-        from uvffi.transports import bufferedreads
-        assert bufferedreads._READ_LARGE in seen
+        from uvffi.handles import streamreads
+        assert streamreads.BUFFERED_LARGE_MODE in seen

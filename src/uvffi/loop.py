@@ -247,7 +247,7 @@ class Loop(*_MIXINS, base_events.BaseEventLoop):
         self._uv_in_run = True
         try:
             # libuv's callbacks run in an empty context of the loop's own
-            # (handles/stream.py: Stream.plain), entered once here rather than
+            # (handles/streamreads.py: plain), entered once here rather than
             # around every poll
             self._io_context = contextvars.Context()
             self._io_dirty = False

@@ -181,7 +181,7 @@ class SchedulerMixin:
         "_uv_defer_io": False,
         "_uv_ready_append": None,
         # The empty contextvars context that libuv's callbacks on a loop
-        # uvffi created run in (handles/stream.py: Stream.plain): the one
+        # uvffi created run in (handles/streamreads.py: plain): the one
         # run_forever entered, or, once a protocol set a variable in that
         # one (_io_dirty, Stream.io_polluted), a fresh one entered
         # around each poll.

@@ -10,7 +10,7 @@ to the loop (``def_extern``).
 """
 from .._uv import ffi
 from .callbacks import def_extern, report_failure
-from .stream import LARGE_READS_FROM
+from .streamreads import LARGE_READS_FROM, LARGE_READS_UNTIL
 
 _from_handle = ffi.from_handle
 _unpack = ffi.unpack
@@ -31,7 +31,7 @@ def _on_read(data, nread, base):
             stream.hold(nread, _unpack(base, nread) if nread > 0 else None)
         return
     if protocol is not None and nread > 0:
-        # one Python frame from libuv to the protocol (Stream's docstring)
+        # one Python frame from libuv to the protocol (streamreads.py: live)
         try:
             protocol.data_received(_unpack(base, nread))
         except (SystemExit, KeyboardInterrupt):
@@ -41,12 +41,14 @@ def _on_read(data, nread, base):
         finally:
             if loop._io_context:
                 stream.io_polluted()
-        if nread >= LARGE_READS_FROM and stream.on_large_read is not None:
-            stream.on_large_read()  # the next reads in self mode (largereads.py)
+        if nread >= LARGE_READS_FROM:
+            stream.large_read()  # the next reads skip the copy, if they can
     elif stream.reading and not stream.backlog:
         stream.run_in_context(
             stream.on_read, nread,
             _memoryview(_buffer(base, nread)) if nread > 0 else None)
+        if nread >= LARGE_READS_FROM:
+            stream.large_read()
     elif not stream.closing:
         # the batch before it stopped the stream: kept, as _on_reads does
         stream.hold(nread, _unpack(base, nread) if nread > 0 else None)
@@ -135,7 +137,7 @@ def _alloc(data, buf):
     if stream.loop._uv_defer_io:
         stream.lend_hold_buffer(buf)  # the owner hears of it from the ready queue
     else:
-        stream.run_in_context(stream.on_alloc, buf)
+        stream.lend_buffer(buf, stream.run_in_context(stream.on_alloc))
 
 
 # error=1: after an exception, on_filled still follows, and ends in_alloc
@@ -145,15 +147,18 @@ def _self_read(data):
     stream.in_alloc = True
     if stream.loop._uv_defer_io:
         stream.hold_self_read()  # the owner hears of it from the ready queue
-    elif stream.plain:
-        try:
-            stream.on_self_read()
-        finally:
-            if stream.loop._io_context:
-                stream.io_polluted()
     else:
-        stream.run_in_context(stream.on_self_read)
-    if stream._reconcile:
+        if stream.plain:
+            try:
+                got = stream.on_self_read()
+            finally:
+                if stream.loop._io_context:
+                    stream.io_polluted()
+        else:
+            got = stream.run_in_context(stream.on_self_read)
+        if got and got < LARGE_READS_UNTIL:
+            stream.small_read()
+    if stream.reconcile:
         return 1  # libuv's read callback brings libuv's state up to date
     stream.in_alloc = False  # (nothing runs before libuv's read is over)
     return 0
@@ -163,14 +168,18 @@ def _self_read(data):
 def _on_filled(data, nread):
     # libuv calls this after every alloc callback, whatever happened there
     stream = _from_handle(data)
-    if stream._reconcile:
+    if stream.reconcile:
         stream.after_alloc()
     else:
         stream.in_alloc = False
     if stream._hold_buffer is not None:
         stream.hold_filled(nread)
-    else:
-        stream.run_in_context(stream.on_filled, nread)
+    elif stream.take_read_target() is not None:
+        got = stream.run_in_context(stream.on_filled, nread)
+        if got and got < LARGE_READS_UNTIL:
+            stream.small_read()
+    # else: nothing was lent (a self read's reconciling callback, or
+    # on_alloc declined): libuv read nothing
 
 
 @def_extern("_uvffi_write_cb")

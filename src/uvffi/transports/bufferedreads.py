@@ -11,8 +11,8 @@ chosen per read by size (``Stream.mode``):
 - **direct** (large reads): the data goes straight into get_buffer()'s
   buffer, as recv_into does, with no copy.  From a read of
   ``LARGE_READS_FROM`` bytes (those come on their own, not batched) until
-  one under ``LARGE_READS_UNTIL`` (handles/stream.py).  On POSIX the read is
-  a *self read*
+  one under ``LARGE_READS_UNTIL`` (the stream decides:
+  handles/streamreads.py).  On POSIX the read is a *self read*
   (``_read_self``): when libuv sees the fd readable, one C->Python call
   asks get_buffer(), reads the fd into that buffer (``os.readv`` on
   CPython) and calls buffer_updated(), asyncio's recv_into round.
@@ -22,15 +22,13 @@ chosen per read by size (``Stream.mode``):
   one's less (docs/performance-notes.md, "BufferedProtocol reads").
 
 get_buffer() (and, for self reads, buffer_updated()) runs inside libuv's
-alloc callback in direct mode; see ``Stream.in_alloc`` for why whatever it
+alloc callback in direct mode; see ``StreamReads.in_alloc`` for why whatever it
 does to the stream's reading reaches libuv only afterwards.
 """
 import os
 import sys
 
 from .._uv import ffi, lib
-from ..handles.stream import (_READ_DIRECT, _READ_SELF, LARGE_READS_FROM,
-                              LARGE_READS_UNTIL)
 
 _PYPY = sys.implementation.name == "pypy"
 _from_buffer = ffi.from_buffer
@@ -43,8 +41,6 @@ _stream_read = lib.uvffi_stream_read
 # os.readv, and its JIT makes the cffi pair cheap.
 _readv = None if _PYPY else getattr(os, "readv", None)
 _UV_EOF = lib.UV_EOF
-# how large reads go into the protocol's buffer (see the module docstring)
-_READ_LARGE = _READ_SELF if os.name == "posix" else _READ_DIRECT
 # socket.recv_into()'s words for a buffer it cannot write into
 _NOT_WRITABLE = ("a read-write bytes-like object is required, not %s" if _PYPY else
                  "recv_into() argument 1 must be read-write bytes-like object, not %s")
@@ -52,10 +48,10 @@ _NOT_WRITABLE = ("a read-write bytes-like object is required, not %s" if _PYPY e
 
 class BufferedReadsMixin:
     """StreamTransport's reading for a BufferedProtocol: ``set_protocol``
-    routes the stream's ``on_read`` to ``_read_into_buffered`` and its
-    ``on_alloc``/``on_filled`` to ``_get_read_buffer``/``_read_buffer_filled``."""
-
-    _read_target = None  # a direct read's buffer (cdata), while libuv has it
+    routes the stream's ``on_read`` to ``_read_into_buffered``, its
+    ``on_self_read`` to ``_read_self`` and its ``on_alloc``/``on_filled`` to
+    ``_get_read_buffer``/``_read_buffer_filled``.  The large-read ones
+    return how much the protocol got: the stream's mode follows it."""
 
     # get_buffer()/buffer_updated() with asyncio's error reporting, for the
     # piecewise copy and libuv's direct reads; the two hot paths (the
@@ -130,9 +126,6 @@ class BufferedReadsMixin:
             except BaseException as exc:
                 self._fatal_error(
                     exc, "Fatal error: protocol.buffer_updated() call failed.")
-                return
-        if nread >= LARGE_READS_FROM:
-            self._set_read_mode(_READ_LARGE)
 
     def _copy_in_pieces(self, protocol, target, size, nread, data):
         """_read_into_buffered's general case: as many get_buffer() and
@@ -180,14 +173,6 @@ class BufferedReadsMixin:
         if stream is not None and not self._conn_lost and not stream.closing:
             stream.hold(nread, bytes(data), first=True)
 
-    def _set_read_mode(self, mode):
-        stream = self._stream
-        if stream is not None and not self._conn_lost:
-            try:
-                stream.set_read_mode(mode)
-            except OSError as exc:
-                self._fatal_error(exc, "Fatal read error on socket transport")
-
     def _buffer_refused(self, target, exc):
         """get_buffer() gave what cannot be read into: for what recv_into()
         refuses (read-only, not contiguous) the error it raises in
@@ -196,36 +181,30 @@ class BufferedReadsMixin:
             exc = TypeError(_NOT_WRITABLE % type(target).__name__)
         self._fatal_error(exc, "Fatal read error on socket transport")
 
-    def _get_read_buffer(self, buf):
+    def _get_read_buffer(self):
         # Direct reads through libuv (not POSIX): asyncio's
         # _read_ready__get_buffer up to the recv_into, from libuv's alloc
-        # callback.  What the protocol does here to the stream's reading
-        # (pause, close, another protocol) reaches libuv only afterwards
-        # (Stream.in_alloc), and any of it means that nothing is read now.
-        # buf left empty: libuv reads nothing and reports UV_ENOBUFS,
-        # ignored in _read_buffer_filled.  (Never in a poll that defers
-        # I/O: Stream.lend_hold_buffer.)
+        # callback; returns the buffer for libuv to read into, or None.
+        # What the protocol does here to the stream's reading (pause,
+        # close, another protocol) reaches libuv only afterwards, and any
+        # of it means that nothing is read now (Stream.lend_buffer).
+        # (Never in a poll that defers I/O: Stream.lend_hold_buffer.)
         asked = self._ask_buffer(self._protocol)
         if asked is None:
-            return
+            return None
         target = asked[0]
         try:
-            cbuf = _from_buffer(_CHAR_ARRAY, target, True)  # positional: cheaper
+            return _from_buffer(_CHAR_ARRAY, target, True)  # positional: cheaper
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             self._buffer_refused(target, exc)
-            return
-        if self._stream._reconcile:
-            return
-        # kept (and with it the protocol's buffer) until the read is done
-        self._read_target = cbuf
-        buf.base = cbuf
-        buf.len = len(cbuf)
+            return None
 
     def _read_self(self):
         # Self reads (POSIX), from libuv's alloc callback (see
-        # _get_read_buffer): get_buffer(), the read, buffer_updated().
+        # _get_read_buffer): get_buffer(), the read, buffer_updated();
+        # returns how much the protocol got.
         # The hot path of large reads, so get_buffer()/buffer_updated() are
         # called inline, not through _ask_buffer/_tell_updated as the other
         # two paths: four helper frames per read showed in the per-request
@@ -242,25 +221,25 @@ class BufferedReadsMixin:
         except BaseException as exc:
             self._fatal_error(
                 exc, "Fatal error: protocol.get_buffer() call failed.")
-            return
-        if stream._reconcile:
-            return  # paused, closed or switched in get_buffer(): no read
+            return 0
+        if stream.reconcile:
+            return 0  # paused, closed or switched in get_buffer(): no read
         if _readv is not None:
             try:
                 nread = _readv(self._rfd, [target])
             except (BlockingIOError, InterruptedError):
-                return  # nothing there after all: libuv polls on
+                return 0  # nothing there after all: libuv polls on
             except (SystemExit, KeyboardInterrupt):
                 raise
             except (TypeError, BufferError) as exc:
                 self._buffer_refused(target, exc)
-                return
+                return 0
             except BaseException as exc:
                 self._self_read_failed(exc)
-                return
+                return 0
             if not nread:
                 self._on_read_status(_UV_EOF)
-                return
+                return 0
         else:
             try:
                 cbuf = _from_buffer(_CHAR_ARRAY, target, True)  # positional: cheaper
@@ -268,13 +247,13 @@ class BufferedReadsMixin:
                 raise
             except BaseException as exc:
                 self._buffer_refused(target, exc)
-                return
+                return 0
             nread = _stream_read(stream.ptr, cbuf, len(cbuf))
             # released now: buffer_updated() may resize a bytearray it exported
             cbuf = None
             if nread <= 0:
                 self._on_read_status(nread)  # EOF, an error (UV_EAGAIN: nothing)
-                return
+                return 0
         try:
             protocol.buffer_updated(nread)
         except (SystemExit, KeyboardInterrupt):
@@ -282,18 +261,15 @@ class BufferedReadsMixin:
         except BaseException as exc:
             self._fatal_error(
                 exc, "Fatal error: protocol.buffer_updated() call failed.")
-            return
-        if nread < LARGE_READS_UNTIL:
-            self._set_read_mode(None)
+            return 0
+        return nread
 
     def _read_buffer_filled(self, nread):
-        if self._read_target is None:
-            return  # declined in _get_read_buffer (UV_ENOBUFS): nothing read
-        self._read_target = None
+        # libuv read into _get_read_buffer's buffer (the stream calls this
+        # only when one was lent)
         if nread <= 0:
             self._on_read_status(nread)  # EOF, an error (UV_EAGAIN: nothing)
-            return
+            return 0
         if not self._tell_updated(self._protocol, nread):
-            return
-        if nread < LARGE_READS_UNTIL:
-            self._set_read_mode(None)
+            return 0
+        return nread

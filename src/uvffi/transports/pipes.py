@@ -15,7 +15,7 @@ twice.  Pipes our subprocess code made (``process.ChildPipe``) hand their fd
 over instead of being duplicated.
 
 The read side is a ``Stream``'s reads, as for sockets (in batches on a loop
-uvffi created, one callback per read on a host's: handles/stream.py), given
+uvffi created, one callback per read on a host's: handles/streamreads.py), given
 to the protocol through ``on_read``; the write side reuses ``StreamTransport``'s ``uv_try_write`` fast path and coalesced
 ``uv_write`` requests.
 """

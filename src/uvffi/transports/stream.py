@@ -6,8 +6,10 @@
 subclass it.
 
 Fast paths:
-- reads: see handles/stream.py and streamcallbacks.py (batched reads, one
-  ``bytes`` per ``data_received`` as asyncio makes) and bufferedreads.py;
+- reads: the stream decides how they come (handles/streamreads.py,
+  streamcallbacks.py: batched reads, one ``bytes`` per ``data_received``
+  as asyncio makes); this transport supplies the protocol calls, with
+  bufferedreads.py and largereads.py;
 - ``write`` goes straight from the caller's buffer to the fd (``os.write``
   on CPython/POSIX, ``uv_try_write`` elsewhere) while nothing is queued;
   only what the kernel did not take is copied into C memory and queued with
@@ -24,9 +26,9 @@ from asyncio import base_events, constants, transports
 
 from .._uv import ffi, lib
 from .bufferedreads import BufferedReadsMixin
-from .largereads import LargeReadsMixin, read_fd
+from .largereads import LargeReadsMixin
+from ..handles.streamreads import read_fd
 from ..handles.core import new_unzeroed as _new_unzeroed
-from ..handles.stream import LARGE_READS_FROM
 from ..handles.errors import exception_from_uv
 from .base import (ClosingMixin, ReadingMixin, StreamContextMixin,
                             is_buffered_protocol)
@@ -138,21 +140,19 @@ class StreamTransport(StreamContextMixin, ReadingMixin, ClosingMixin,
         # directly: one Python frame per read, no dispatch on the way.
         stream = self._stream
         if stream is not None:
-            if is_buffered_protocol(protocol):
+            buffered = is_buffered_protocol(protocol)
+            if buffered:
                 stream.on_read = self._read_into_buffered
                 stream.on_alloc = self._get_read_buffer
                 stream.on_filled = self._read_buffer_filled
                 stream.on_self_read = self._read_self
-                stream.on_large_read = None
-                stream.set_protocol(None)
             else:
                 stream.on_read = self._read_data_received
-                self._route_large_reads(stream)
-                stream.set_protocol(protocol)
-                try:
-                    stream.set_read_mode(None)  # no direct reads (a no-op if none)
-                except OSError as exc:
-                    self._fatal_error(exc, "Fatal read error on socket transport")
+                stream.on_self_read = self._read_self_data
+            try:
+                stream.set_protocol(protocol, buffered)
+            except OSError as exc:
+                self._fatal_error(exc, "Fatal read error on socket transport")
         self._protocol = protocol
         self._protocol_connected = True
 
@@ -203,10 +203,6 @@ class StreamTransport(StreamContextMixin, ReadingMixin, ClosingMixin,
             raise
         except BaseException as exc:
             self._data_received_failed(exc)
-        if nread >= LARGE_READS_FROM:
-            stream = self._stream
-            if stream is not None and stream.on_large_read is not None:
-                stream.on_large_read()  # as streamcallbacks._on_read does
 
     def _data_received_failed(self, exc):
         self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
@@ -482,7 +478,6 @@ class StreamTransport(StreamContextMixin, ReadingMixin, ClosingMixin,
             return
         self._stream = None
         stream.set_protocol(None)
-        self._read_target = None
         # an in-flight write is cancelled by the close (ECANCELED)
         stream.close()
         if self._fd is not None and self._loop is not None:

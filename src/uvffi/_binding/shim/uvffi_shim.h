@@ -29,7 +29,7 @@
 
 /* A read of this size or more is a large read: handed to Python on its own
  * (uvffi_stream.c), and from one on a stream reads straight into its
- * protocol's memory (handles/stream.py's LARGE_READS_FROM is this value). */
+ * protocol's memory (handles/streamreads.py's LARGE_READS_FROM is this value). */
 #define UVFFI_LARGE_READ (32 * 1024)
 
 /* How a stream reads (uvffi_stream.c: uvffi_read_start). */

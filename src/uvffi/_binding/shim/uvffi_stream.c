@@ -117,7 +117,7 @@ static void uvffi__reads_check_cb(uv_check_t *check)
  * reads nothing and calls the read callback with UV_ENOBUFS, which is
  * passed on to Python (_uvffi_on_filled) only when Python asked for it:
  * when something done to the stream in the meantime must reach libuv now
- * that its read is over (Stream.in_alloc).
+ * that its read is over (StreamReads.in_alloc).
  *
  * Both this mode and direct reads must tell a read callback that follows
  * their alloc callback from one that comes alone: libuv reports EOF without
