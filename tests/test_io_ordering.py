@@ -96,28 +96,115 @@ def test_callbacks_queued_before_a_poll_run_before_its_reads(any_loop):
     assert _run(any_loop, main()) == ["queued", "data"]
 
 
-def test_datagrams_wait_behind_callbacks_queued_before_the_poll(any_loop):
+class _Recorder(asyncio.DatagramProtocol):
+    def __init__(self, order):
+        self.order = order
+
+    def datagram_received(self, data, addr):
+        self.order.append((data, addr))
+
+    def error_received(self, exc):
+        self.order.append(type(exc))
+
+
+@pytest.fixture(params=["udp", "unix"])
+def dgram_pair(request, any_loop, tmp_path):
+    """(make_endpoint, sender socket, the sender's address as the protocol
+    should see it): UDP (uvffi: libuv's uv_udp_t) or a Unix datagram
+    socket (uvffi: a uv_poll_t and recvfrom, as asyncio)."""
+    if request.param == "udp":
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sender.bind(("127.0.0.1", 0))
+
+        def make(factory):
+            return any_loop.create_datagram_endpoint(factory, local_addr=("127.0.0.1", 0))
+    else:
+        if not hasattr(socket, "AF_UNIX"):
+            pytest.skip("no AF_UNIX")
+        sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sender.bind(str(tmp_path / "sender"))
+
+        def make(factory):
+            return any_loop.create_datagram_endpoint(
+                factory, local_addr=str(tmp_path / "receiver"), family=socket.AF_UNIX)
+    yield make, sender, sender.getsockname()
+    sender.close()
+
+
+def test_datagrams_wait_behind_callbacks_queued_before_the_poll(any_loop, dgram_pair):
+    # (the datagram, its sender, an empty one and a large one come through
+    # the wait whole)
+    make, sender, sender_addr = dgram_pair
+    order = []
+    big = bytes(range(256)) * 200
+
+    async def main():
+        transport, _ = await make(lambda: _Recorder(order))
+
+        def send_and_queue():
+            to = transport.get_extra_info("sockname")
+            for data in (b"d", b"", big):
+                sender.sendto(data, to)
+            any_loop.call_soon(order.append, "queued")
+        any_loop.call_soon(send_and_queue)
+        for _ in range(200):
+            if len(order) >= 4:
+                break
+            await asyncio.sleep(0.01)
+        transport.close()
+        return order
+
+    assert _run(any_loop, main()) == [
+        "queued", (b"d", sender_addr), (b"", sender_addr), (big, sender_addr)]
+
+
+def test_datagram_held_behind_a_queued_close_reaches_no_one(any_loop, dgram_pair):
+    # the callback queued before the poll closes the transport: asyncio's
+    # loop then drops the read callback the poll queued behind it
+    make, sender, _ = dgram_pair
     order = []
 
-    class Recorder(asyncio.DatagramProtocol):
-        def datagram_received(self, data, addr):
-            order.append(data)
+    async def main():
+        transport, proto = await make(lambda: _Recorder(order))
+        lost = any_loop.create_future()
+        proto.connection_lost = lambda exc: lost.set_result(exc)
+
+        def send_and_queue_close():
+            sender.sendto(b"late", transport.get_extra_info("sockname"))
+            any_loop.call_soon(transport.close)
+        any_loop.call_soon(send_and_queue_close)
+        await asyncio.wait_for(lost, 10)  # (waits for: connection_lost after close)
+        await asyncio.sleep(0.05)
+        return order
+
+    assert _run(any_loop, main()) == []
+
+
+def test_send_error_waits_behind_callbacks_queued_before_the_poll(any_loop):
+    # an ICMP "port unreachable" for an earlier send, reported by the poll
+    # (error_received), keeps its place behind the queued callback
+    order = []
+    dead = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    dead.bind(("127.0.0.1", 0))
+    dead_addr = dead.getsockname()
+    dead.close()
 
     async def main():
         transport, _ = await any_loop.create_datagram_endpoint(
-            Recorder, local_addr=("127.0.0.1", 0))
-        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            lambda: _Recorder(order), remote_addr=dead_addr)
 
         def send_and_queue():
-            sender.sendto(b"d", transport.get_extra_info("sockname"))
+            transport.sendto(b"to no one")
             any_loop.call_soon(order.append, "queued")
         any_loop.call_soon(send_and_queue)
-        await asyncio.sleep(0.05)
+        for _ in range(200):
+            if len(order) >= 2:
+                break
+            await asyncio.sleep(0.01)
         transport.close()
-        sender.close()
         return order
 
-    assert _run(any_loop, main()) == ["queued", b"d"]
+    assert _run(any_loop, main()) == ["queued", ConnectionRefusedError]
 
 
 def test_guest_mode_reads_wait_behind_callbacks_queued_before_the_hosts_poll():

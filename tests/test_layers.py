@@ -49,3 +49,22 @@ def test_every_folder_is_ranked():
     folders = {n for n in os.listdir(PKG)
                if os.path.isfile(os.path.join(PKG, n, "__init__.py"))}
     assert folders <= set(RANK), folders - set(RANK)
+
+
+def _reads_of(path, attr):
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), path)
+    return [node.lineno for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and node.attr == attr
+            and isinstance(node.ctx, ast.Load)]
+
+
+def test_only_the_handle_layer_decides_whether_a_poll_defers_io():
+    # loop._uv_defer_io (docs/architecture.md, "How the loop runs"): the
+    # scheduler and guest mode set it; libuv's callbacks, in handles/, read
+    # it and hold or queue what the poll brought; nothing above reads it
+    top = [os.path.join(PKG, n) for n in sorted(os.listdir(PKG)) if n.endswith(".py")]
+    above = [p for folder, p in _modules() if folder != "handles"] + top
+    readers = {os.path.relpath(p, PKG): _reads_of(p, "_uv_defer_io") for p in above}
+    assert {p: lines for p, lines in readers.items() if lines} == {}
+    assert any(_reads_of(p, "_uv_defer_io") for folder, p in _modules() if folder == "handles")

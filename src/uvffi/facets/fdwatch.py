@@ -53,16 +53,13 @@ import sys
 from asyncio import events
 
 from ..handles import poll as _poll
-from ..handles.callbacks import def_extern, report
-from .._uv import ffi, lib
+from .._uv import lib
 from ..handles.fdpoll import FdGuard, FdPoll
 from .scheduler import Handle
 
 _READABLE = _poll.READABLE
 _WRITABLE = _poll.WRITABLE
-_BOTH = _READABLE | _WRITABLE
 _WINDOWS = sys.platform == "win32"
-_from_handle = ffi.from_handle
 _unpark = lib.uvffi_poll_unpark
 
 
@@ -84,10 +81,10 @@ class SockWait(Handle):
     """The reader (or writer) that the ``sock_*`` methods install on an fd:
     one per poll and direction, kept on the poll and reused by every call
     that waits there (facets/sockmethods.py fills in the call: future, socket,
-    operation).  The poll's callback runs it right away, inside the poll,
-    unless callbacks were already queued when the poll began
-    (``loop._uv_defer_io``): then it goes to the ready queue behind them,
-    as any reader does.  Running it right away saves the loop iteration
+    operation).  The poll's callback (handles/fdpoll.py) runs it right away,
+    inside the poll, unless callbacks were already queued when the poll
+    began (``loop._uv_defer_io``): then it goes to the ready queue behind
+    them, as any reader does.  Running it right away saves the loop iteration
     that asyncio spends between the reader's callback and the task it
     wakes, as uvloop and the streams' reads do."""
 
@@ -111,49 +108,6 @@ class SockWait(Handle):
         # (Handle's repr would format _args, which holds self)
         return "<SockWait fd=%s %s %s>" % (
             self.poll.fd, "reading" if self.reading else "writing", self.op)
-
-
-@def_extern("_uvffi_fdwatch_cb")
-def _fdwatch_cb(handle, status, events):
-    """libuv's event for a watched fd: its reader and writer go to the ready
-    queue, where _process_events would put them; a SockWait runs at once
-    (see SockWait).  One C->Python crossing per ready fd."""
-    p = _from_handle(handle.data)
-    loop = p.loop
-    try:
-        if p.idle:
-            # an event libuv had already collected before the park
-            if status < 0:  # libuv stopped the handle: no longer parked
-                p.parked = False
-                p.events = 0
-            return
-        if status < 0:
-            # POLLERR: a selector reports the fd both readable and writable
-            # (level-triggered, so again on every poll).  libuv has stopped
-            # the handle; start it again to keep reporting like epoll.
-            events = _BOTH
-            mask = p.events
-            if mask and not p.closing:
-                p.events = 0
-                loop._fdwatch_start(p, mask)
-        reader = p.reader
-        if events & _READABLE and reader is not None:
-            if reader._cancelled:
-                loop._remove_reader(p.fd)
-            elif reader.__class__ is SockWait and not loop._uv_defer_io:
-                reader._callback(reader)
-            else:
-                loop._uv_ready_append(reader)
-        writer = p.writer
-        if events & _WRITABLE and writer is not None:
-            if writer._cancelled:
-                loop._remove_writer(p.fd)
-            elif writer.__class__ is SockWait and not loop._uv_defer_io:
-                writer._callback(writer)
-            else:
-                loop._uv_ready_append(writer)
-    except Exception as exc:
-        report(loop, exc)
 
 
 class FdWatchMixin:

@@ -3,8 +3,8 @@
 before libuv's poll phase registers them.
 
 ``FdPoll`` is started with the shim's own C callback (``_uvffi_fdwatch_cb``,
-which the facet defines: it dispatches to the fd's reader and writer), not
-``Poll``'s generic one.  ``FdGuard`` is a ``uv_prepare_t`` whose C callback
+below: it dispatches to the fd's reader and writer), not ``Poll``'s
+generic one.  ``FdGuard`` is a ``uv_prepare_t`` whose C callback
 calls Python only while armed (``flags``), with an epoll probe that tells
 whether libuv's ``epoll_ctl`` would fail for an fd (libuv aborts if it does).
 """
@@ -13,13 +13,16 @@ import select
 import sys
 
 from .._uv import ffi, lib
+from .callbacks import def_extern, report
 from .core import Prepare
 from .errors import exception_from_uv
-from .poll import Poll
+from .poll import READABLE as _READABLE, WRITABLE as _WRITABLE, Poll
 
 _WINDOWS = sys.platform == "win32"
 _EPOLL = hasattr(select, "epoll")
 _poll_start_c = lib.uvffi_fdwatch_start
+_BOTH = _READABLE | _WRITABLE
+_from_handle = ffi.from_handle
 
 
 class FdPoll(Poll):
@@ -60,6 +63,50 @@ class FdPoll(Poll):
         if watches is not None and watches.get(self.fd) is self:
             del watches[self.fd]
         self.close()
+
+
+@def_extern("_uvffi_fdwatch_cb")
+def _fdwatch_cb(handle, status, events):
+    """libuv's event for a watched fd: its reader and writer go to the ready
+    queue, where _process_events would put them; the SockWait of a sock_*
+    call (``rwait``/``wwait``, facets/fdwatch.py) runs at once unless the
+    poll defers I/O.  One C->Python crossing per ready fd."""
+    p = _from_handle(handle.data)
+    loop = p.loop
+    try:
+        if p.idle:
+            # an event libuv had already collected before the park
+            if status < 0:  # libuv stopped the handle: no longer parked
+                p.parked = False
+                p.events = 0
+            return
+        if status < 0:
+            # POLLERR: a selector reports the fd both readable and writable
+            # (level-triggered, so again on every poll).  libuv has stopped
+            # the handle; start it again to keep reporting like epoll.
+            events = _BOTH
+            mask = p.events
+            if mask and not p.closing:
+                p.events = 0
+                loop._fdwatch_start(p, mask)
+        reader = p.reader
+        if events & _READABLE and reader is not None:
+            if reader._cancelled:
+                loop._remove_reader(p.fd)
+            elif reader is p.rwait and not loop._uv_defer_io:
+                reader._callback(reader)
+            else:
+                loop._uv_ready_append(reader)
+        writer = p.writer
+        if events & _WRITABLE and writer is not None:
+            if writer._cancelled:
+                loop._remove_writer(p.fd)
+            elif writer is p.wwait and not loop._uv_defer_io:
+                writer._callback(writer)
+            else:
+                loop._uv_ready_append(writer)
+    except Exception as exc:
+        report(loop, exc)
 
 
 class FdGuard(Prepare):

@@ -2,7 +2,10 @@
 
 The primitive under ``add_reader``/``add_writer``, the ``sock_*`` methods
 and the signal wake-up socket.  ``callback(status, events)`` runs on each
-event; a negative status is a libuv error for the descriptor.
+event; a negative status is a libuv error for the descriptor.  A poll made
+with ``defers_io`` stands for what asyncio's loop would run as a reader or
+writer callback: in a poll phase that began with callbacks already queued
+(``loop._uv_defer_io``) its event goes to the ready queue, behind them.
 """
 import errno
 import sys
@@ -22,12 +25,13 @@ _from_handle = ffi.from_handle
 
 
 class Poll(UVHandle):
-    __slots__ = ("callback", "fd", "events")
+    __slots__ = ("callback", "fd", "events", "defers_io")
     CTYPE = "uv_poll_t *"
 
-    def __init__(self, loop, fd, callback):
+    def __init__(self, loop, fd, callback, defers_io=False):
         super().__init__(loop)
         self.callback = callback
+        self.defers_io = defers_io
         self.fd = fd
         self.events = 0
         if sys.platform == "win32":
@@ -50,10 +54,18 @@ class Poll(UVHandle):
             lib.uv_poll_stop(self.ptr)
         self.events = 0
 
+    def held_event(self, status, events):
+        # (defers_io, from the ready queue)
+        if not self.closing:
+            self.callback(status, events)
+
 
 @def_extern("_uvffi_poll_cb")
 def _poll_cb(handle, status, events):
     obj = _from_handle(handle.data)
+    if obj.defers_io and obj.loop._uv_defer_io:
+        obj.loop.call_soon(obj.held_event, status, events)
+        return
     try:
         obj.callback(status, events)
     except Exception as exc:

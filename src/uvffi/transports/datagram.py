@@ -137,14 +137,8 @@ class DatagramTransportBase(ReadingMixin, ClosingMixin, transports._FlowControlM
 
     def _deliver(self, data, addr):
         """A datagram read in a libuv callback (outside the protocol's
-        context): to the protocol, in its context."""
-        loop = self._loop
-        if loop is not None and loop._uv_defer_io:
-            # behind the callbacks queued before this poll, as on asyncio's
-            # loop (see _on_reads in streamcallbacks.py)
-            loop.call_soon(self._if_open, self._datagram_received, data, addr,
-                           context=self._context)
-            return
+        context): to the protocol, in its context.  (In a poll that defers
+        I/O the handle calls later: handles/udp.py, handles/poll.py.)"""
         try:
             self._context.run(self._protocol.datagram_received, data, addr)
         except (SystemExit, KeyboardInterrupt):
@@ -152,27 +146,7 @@ class DatagramTransportBase(ReadingMixin, ClosingMixin, transports._FlowControlM
         except BaseException as exc:
             self._callback_failed(exc, "protocol.datagram_received()")
 
-    def _datagram_received(self, data, addr):
-        # a deferred delivery, already in the protocol's context
-        try:
-            self._protocol.datagram_received(data, addr)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._callback_failed(exc, "protocol.datagram_received()")
-
-    def _if_open(self, method, *args):
-        # a deferred delivery: nothing after close(), as on asyncio's loop
-        if not self._conn_lost:
-            method(*args)
-
     def _error_received(self, exc):
-        loop = self._loop
-        if loop is not None and loop._uv_defer_io:
-            # in order with the datagrams deferred before it (_deliver)
-            loop.call_soon(self._if_open, self._error_received_now, exc,
-                           context=self._context)
-            return
         # In a copy of the protocol's context: a failing sendto() reports
         # here too, maybe from inside a protocol callback, where the
         # context itself is entered already.
@@ -318,7 +292,7 @@ class PollDatagramTransport(DatagramTransportBase):
 
     def _engine_open(self, loop, sock):
         self._queue = collections.deque()  # (bytes, addr) waiting for POLLOUT
-        self._poll = Poll(loop, sock.fileno(), self._on_poll)
+        self._poll = Poll(loop, sock.fileno(), self._on_poll, defers_io=True)
         self._events = 0
 
     def _set_events(self, events):
