@@ -137,6 +137,41 @@ def sock_pingpong(loop, n=20_000):
     return n
 
 
+def udp_pingpong(loop, n=20_000):
+    # a 64-byte datagram echoed by a server protocol over 127.0.0.1; the
+    # client task awaits each echo (create_datagram_endpoint's transports:
+    # libuv's uv_udp_t on uvffi)
+    class Echo(asyncio.DatagramProtocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def datagram_received(self, data, addr):
+            self.transport.sendto(data, addr)
+
+    class Client(asyncio.DatagramProtocol):
+        waiter = None
+
+        def datagram_received(self, data, addr):
+            self.waiter.set_result(data)
+
+    async def main():
+        server, _ = await loop.create_datagram_endpoint(
+            Echo, local_addr=("127.0.0.1", 0))
+        client, proto = await loop.create_datagram_endpoint(
+            Client, remote_addr=server.get_extra_info("sockname"))
+        payload = b"x" * 64
+        try:
+            for _ in range(n):
+                proto.waiter = loop.create_future()
+                client.sendto(payload)
+                assert await proto.waiter == payload
+        finally:
+            client.close()
+            server.close()
+    loop.run_until_complete(main())
+    return n
+
+
 def _uvffi_only(loop):
     if not hasattr(loop, "uv_loop_t"):
         raise RuntimeError("uvffi only: guest mode")
@@ -164,7 +199,7 @@ def host_iterations_idle_guest(loop, n=300_000):
 
 BENCHMARKS = {f.__name__: f for f in (
     call_soon_chained, call_soon_batch, timers_half_cancelled, sleep0_tasks,
-    future_pingpong, sock_pingpong, getaddrinfo, subprocess_spawn, sleep0_chain,
+    future_pingpong, sock_pingpong, udp_pingpong, getaddrinfo, subprocess_spawn, sleep0_chain,
     sleep0_chain_guest, host_iterations_no_guest, host_iterations_idle_guest)}
 
 

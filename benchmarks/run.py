@@ -56,7 +56,7 @@ BULK = ["write_drain_tcp_5MB", "write_drain_tcp_64MB", "write_drain_unix_5MB",
         "sock_sendfile_64MB", "communicate_5MB"]
 
 MICRO = ["call_soon_chained", "call_soon_batch", "timers_half_cancelled",
-         "sleep0_tasks", "future_pingpong", "sock_pingpong", "getaddrinfo", "subprocess_spawn",
+         "sleep0_tasks", "future_pingpong", "sock_pingpong", "udp_pingpong", "getaddrinfo", "subprocess_spawn",
          # guest mode (uvffi only): the chain under a host's uv_run, set
          # against sleep0_chain under run_until_complete; a host's iteration
          # rate with and without an idle guest
