@@ -27,7 +27,7 @@ from .facets.signals import SignalMixin
 from .facets.fdwatch import FdWatchMixin
 from .facets.sockmethods import SockMethodsMixin
 from .facets.dns import DnsMixin
-from .facets.tcp import TCPMixin
+from .facets.servers import ServingMixin
 from .facets.unix import UnixMixin
 from .transports.namedpipes import NamedPipeMixin
 from .transports.udp import UDPMixin
@@ -79,7 +79,7 @@ _leaked_loops = []
 
 
 _MIXINS = (SchedulerMixin, SignalMixin, FdWatchMixin, SockMethodsMixin, DnsMixin,
-           NamedPipeMixin, TCPMixin, UnixMixin, UDPMixin, PipeMixin, SubprocessMixin,
+           NamedPipeMixin, UnixMixin, ServingMixin, UDPMixin, PipeMixin, SubprocessMixin,
            EmbeddingMixin)
 
 # The loop's own state, attribute -> initial value.  Each concern's module
