@@ -96,6 +96,15 @@ def test_callbacks_queued_before_a_poll_run_before_its_reads(any_loop):
     assert _run(any_loop, main()) == ["queued", "data"]
 
 
+async def _until_recorded(order, n, timeout=2.0):
+    """Wait until *order* holds *n* entries, or *timeout* passed (the test's
+    assertion then shows what came)."""
+    for _ in range(int(timeout / 0.01)):
+        if len(order) >= n:
+            return
+        await asyncio.sleep(0.01)
+
+
 class _Recorder(asyncio.DatagramProtocol):
     def __init__(self, order):
         self.order = order
@@ -147,10 +156,7 @@ def test_datagrams_wait_behind_callbacks_queued_before_the_poll(any_loop, dgram_
                 sender.sendto(data, to)
             any_loop.call_soon(order.append, "queued")
         any_loop.call_soon(send_and_queue)
-        for _ in range(200):
-            if len(order) >= 4:
-                break
-            await asyncio.sleep(0.01)
+        await _until_recorded(order, 4)
         transport.close()
         return order
 
@@ -197,10 +203,7 @@ def test_send_error_waits_behind_callbacks_queued_before_the_poll(any_loop):
             transport.sendto(b"to no one")
             any_loop.call_soon(order.append, "queued")
         any_loop.call_soon(send_and_queue)
-        for _ in range(200):
-            if len(order) >= 2:
-                break
-            await asyncio.sleep(0.01)
+        await _until_recorded(order, 2)
         transport.close()
         return order
 

@@ -77,6 +77,21 @@ async def _bare_stream(loop):
     return stream, client
 
 
+async def _reading(loop, buffered):
+    """A bare stream reading for an Owner, with the protocol kind set
+    (*buffered*: a BufferedProtocol's large mode; None: no protocol), and
+    the mode it reads in by default."""
+    stream, client = await _bare_stream(loop)
+    owner = Owner(stream, stream.fileno())
+    if buffered is None:
+        stream.set_protocol(None)
+    else:
+        stream.set_protocol(None, buffered=buffered)
+    default = stream.mode
+    stream.read_start()
+    return stream, client, owner, default
+
+
 async def _send(client, owner, data):
     before = len(owner.got)
     client.sendall(data)
@@ -93,11 +108,7 @@ def _close(loop, stream, client):
 
 def test_a_large_read_switches_to_large_mode_and_a_small_one_back(loop):
     async def main():
-        stream, client = await _bare_stream(loop)
-        owner = Owner(stream, stream.fileno())
-        stream.set_protocol(None, buffered=True)
-        default = stream.mode
-        stream.read_start()
+        stream, client, owner, default = await _reading(loop, True)
         big = bytes(range(256)) * (FROM // 256 * 2)
         await _send(client, owner, big)
         assert any(n >= FROM for _, n, _ in owner.reads), owner.reads
@@ -118,11 +129,7 @@ def test_a_large_read_switches_to_large_mode_and_a_small_one_back(loop):
 def test_without_a_large_mode_a_large_read_changes_nothing(loop):
     # a read pipe's owner, say: on_read only (set_protocol(None))
     async def main():
-        stream, client = await _bare_stream(loop)
-        owner = Owner(stream, stream.fileno())
-        stream.set_protocol(None)
-        default = stream.mode
-        stream.read_start()
+        stream, client, owner, default = await _reading(loop, None)
         await _send(client, owner, b"x" * (FROM * 2))
         assert stream.mode == default
         assert {how for how, _, _ in owner.reads} == {"copy"}
@@ -136,11 +143,7 @@ def test_held_reads_move_the_mode_as_delivered_ones_do(loop):
     # they are delivered: a large one switches to large mode, a small one
     # in large mode back
     async def main():
-        stream, client = await _bare_stream(loop)
-        owner = Owner(stream, stream.fileno())
-        stream.set_protocol(None, buffered=True)
-        default = stream.mode
-        stream.read_start()
+        stream, client, owner, default = await _reading(loop, True)
         stream.hold(FROM, b"L" * FROM)
         await _wait_for(lambda: len(owner.got) == FROM, "the held large read")
         assert stream.mode == streamreads.BUFFERED_LARGE_MODE
@@ -170,10 +173,7 @@ def test_a_failed_switch_is_reported_as_a_read_error(loop, monkeypatch):
     # libuv refusing the new mode ends the reading, and the owner hears of
     # it as of a failed read (a transport's fatal read error)
     async def main():
-        stream, client = await _bare_stream(loop)
-        owner = Owner(stream, stream.fileno())
-        stream.set_protocol(None, buffered=True)
-        stream.read_start()
+        stream, client, owner, _ = await _reading(loop, True)
         monkeypatch.setattr(streamreads, "lib", _RefusingRestart())
         await _send(client, owner, b"x" * (FROM * 2))
         await _wait_for(lambda: owner.reads and owner.reads[-1][1] < 0,
