@@ -28,6 +28,8 @@ from .timerqueue import TimerQueue
 _heappush = heapq.heappush
 _monotonic = time.monotonic
 _run_nowait = lib.uvffi_run_nowait
+_run_once_c = lib.uvffi_run_once
+_ceil = math.ceil
 _copy_context = contextvars.copy_context
 _deque_append = collections.deque.append
 _deque_extend = collections.deque.extend
@@ -36,7 +38,6 @@ _MAXIMUM_SELECT_TIMEOUT = base_events.MAXIMUM_SELECT_TIMEOUT
 _MIN_SCHEDULED = base_events._MIN_SCHEDULED_TIMER_HANDLES
 _MIN_CANCELLED_FRACTION = base_events._MIN_CANCELLED_TIMER_HANDLES_FRACTION
 _format_handle = base_events._format_handle
-_ONCE = (None,)
 logger = base_events.logger
 
 
@@ -320,24 +321,25 @@ class SchedulerMixin:
         else:
             timeout = None
 
-        # With callbacks already queued, what the poll reads waits behind
-        # them, as asyncio orders it (_on_reads in streamcallbacks.py).
-        if ready:
-            self._uv_defer_io = True
-        try:
-            if timeout == 0 and self._uv_nowait is not None:
-                # UVSelector.select(0), inlined: one frame less per iteration
-                if self._io_dirty:  # see Stream.io_polluted
-                    self._io_context.run(_run_nowait, self._uv_nowait)
-                else:
-                    _run_nowait(self._uv_nowait)
-                if self._fatal is not None:
-                    exc, self._fatal = self._fatal, None
-                    raise exc
+        nowait = self._uv_nowait
+        if timeout == 0 and nowait is not None and not self._io_dirty:
+            # UVSelector.select(0), inlined: the poll of every busy iteration
+            if ready:
+                # With callbacks already queued, what the poll reads waits
+                # behind them, as asyncio orders it (_on_reads in
+                # streamcallbacks.py).
+                self._uv_defer_io = True
+                try:
+                    _run_nowait(nowait)
+                finally:
+                    self._uv_defer_io = False
             else:
-                self._selector.select(timeout)
-        finally:
-            self._uv_defer_io = False
+                _run_nowait(nowait)
+            if self._fatal is not None:
+                exc, self._fatal = self._fatal, None
+                raise exc
+        else:
+            self._poll(timeout, ready)
 
         if q.n:
             q.move_due(ready, _monotonic() + self._clock_resolution)
@@ -348,12 +350,11 @@ class SchedulerMixin:
         if self._debug or ready.foreign:
             self._run_ready_checked(ntodo)
             return
-        popleft = ready.popleft
-        # One handle is the common case of a busy loop (a call_soon chain,
-        # a task that awaits sleep(0)): a constant tuple saves making a
-        # range and its iterator
-        for _ in range(ntodo) if ntodo != 1 else _ONCE:
-            handle = popleft()
+        # (a countdown, not a for loop: no range or iterator to make on every
+        # iteration, which cost as much as running a handle)
+        while ntodo:
+            ntodo -= 1
+            handle = ready.popleft()
             if handle._cancelled:
                 continue
             # Handle._run, inlined: one Python frame less per callback
@@ -368,6 +369,28 @@ class SchedulerMixin:
                 raise
             except BaseException as exc:
                 report_callback_exception(self, handle, exc)
+
+    def _poll(self, timeout, queued):
+        """The poll of an iteration that may wait, that runs on a host's
+        loop, or whose I/O context a protocol changed (see
+        Stream.io_polluted).  *queued*: the ready queue, not empty when
+        callbacks wait (what the poll reads then waits behind them)."""
+        if queued:
+            self._uv_defer_io = True
+        try:
+            nowait = self._uv_nowait
+            if nowait is None or self._io_dirty:
+                self._selector.select(timeout)
+            else:
+                # UVSelector.select, inlined for a loop of our own: the
+                # poll of every iteration that sleeps
+                _run_once_c(nowait, self._uv_wakeup_ptr,
+                            -1 if timeout is None else _ceil(timeout * 1000.0))
+                if self._fatal is not None:
+                    exc, self._fatal = self._fatal, None
+                    raise exc
+        finally:
+            self._uv_defer_io = False
 
     def _run_ready_checked(self, ntodo):
         """Each handle through its own _run, as asyncio's loop does: in

@@ -148,9 +148,9 @@ class UDPTransport(DatagramTransportBase):
 
     def _on_recv(self, nread, buf, addr, flags):
         if nread >= 0:
-            # nread == 0 with no address: nothing (more) to read, not a
-            # datagram; with an address it is an empty datagram.
-            if addr == _NULL or self._conn_lost:
+            # (an empty datagram has nread 0; libuv's "nothing more to
+            # read" calls end in the shim: uvffi_udp.c)
+            if self._conn_lost:
                 return
             data = _unpack(buf.base, nread)
             self._deliver(data, self._peer(addr))
