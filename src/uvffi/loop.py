@@ -168,6 +168,8 @@ class Loop(*_MIXINS, base_events.BaseEventLoop):
         self._uv_async_lock = threading.Lock()
         self._uv_async_ptr = self._uv_async.ptr
         self._selector = UVSelector(self)
+        if self._uv_owned:
+            self._uv_sleep_setup(ffi.addressof(self._uv_loop_mem, "wanted"))
         # _run_once's zero-timeout poll (facets/scheduler.py: uvffi_run_nowait needs
         # the uvffi_loop_t); None: a host's loop, guest mode, or closed
         self._uv_nowait = self._uv_loop if self._uv_owned else None
@@ -182,6 +184,7 @@ class Loop(*_MIXINS, base_events.BaseEventLoop):
         if self._fatal is None:
             self._fatal = exc
         self._guest_want()  # a guest step raises it (embedding.py)
+        self._uv_want()
         if self._uv_loop is not None:
             lib.uv_stop(self._uv_loop)
 
@@ -197,6 +200,7 @@ class Loop(*_MIXINS, base_events.BaseEventLoop):
             self._read_batches = None
             self._uv_loop = None
             self._uv_nowait = None
+            self._uv_wanted = self._ready.wake = None
             return
         self._signals_close()
         with self._uv_async_lock:
@@ -226,6 +230,7 @@ class Loop(*_MIXINS, base_events.BaseEventLoop):
             self._fatal = None
             self._uv_loop = None
             self._uv_nowait = None
+            self._uv_wanted = self._ready.wake = None
 
     # -- asyncio hooks ---------------------------------------------------------
 

@@ -28,7 +28,7 @@ from .timerqueue import TimerQueue
 _heappush = heapq.heappush
 _monotonic = time.monotonic
 _run_nowait = lib.uvffi_run_nowait
-_run_once_c = lib.uvffi_run_once
+_run_sleep = lib.uvffi_run_sleep
 _ceil = math.ceil
 _copy_context = contextvars.copy_context
 _deque_append = collections.deque.append
@@ -188,6 +188,11 @@ class SchedulerMixin:
         # around each poll.
         "_io_context": None,
         "_io_dirty": False,
+        # a loop uvffi created: the flag that ends its sleep (_uv_sleep),
+        # the ready queue's own append, and the one that sets the flag
+        "_uv_wanted": None,
+        "_uv_plain_append": None,
+        "_uv_append_and_want": None,
     }
 
     def __init__(self):
@@ -375,22 +380,66 @@ class SchedulerMixin:
         loop, or whose I/O context a protocol changed (see
         Stream.io_polluted).  *queued*: the ready queue, not empty when
         callbacks wait (what the poll reads then waits behind them)."""
+        nowait = self._uv_nowait
+        if nowait is not None and not self._io_dirty:
+            # A loop of our own with nothing queued (timeout is not 0):
+            # it sleeps in libuv until asyncio has work (shim:
+            # uvffi_run_sleep), at most until the earliest timer.  While it
+            # sleeps, every way work reaches asyncio from a libuv callback
+            # sets the loop's wanted flag: call_soon (the loop's own
+            # appends: the first goes through _uv_append_and_want), appends
+            # to loop._ready by other code (ReadyQueue.wake), timers added
+            # (TimerQueue.watch), stop() and a fatal error (_uv_want);
+            # another thread's call_soon_threadsafe wakes the loop through
+            # a uv_async_t whose C callback sets it.
+            q = self._scheduled
+            self._uv_ready_append = self._uv_append_and_want
+            q.watch = self._uv_wanted
+            q.plain = False
+            try:
+                _run_sleep(nowait, -1 if timeout is None
+                           else _ceil(timeout * 1000.0))
+            finally:
+                self._uv_ready_append = self._uv_plain_append
+                q.watch = None
+                q.plain = q.heap is None
+                self._uv_defer_io = False  # (a protocol's io_polluted)
+            if self._fatal is not None:
+                exc, self._fatal = self._fatal, None
+                raise exc
+            return
         if queued:
             self._uv_defer_io = True
         try:
-            nowait = self._uv_nowait
-            if nowait is None or self._io_dirty:
-                self._selector.select(timeout)
-            else:
-                # UVSelector.select, inlined for a loop of our own: the
-                # poll of every iteration that sleeps
-                _run_once_c(nowait, self._uv_wakeup_ptr,
-                            -1 if timeout is None else _ceil(timeout * 1000.0))
-                if self._fatal is not None:
-                    exc, self._fatal = self._fatal, None
-                    raise exc
+            self._selector.select(timeout)
         finally:
             self._uv_defer_io = False
+
+    def _uv_sleep_setup(self, wanted):
+        """A loop uvffi created: its wanted flag (an ``int *`` in its
+        uvffi_loop_t, which uvffi_run_sleep clears as it begins) and the
+        append that sets it.  Appends to the ready queue by other code set
+        it at any time (harmless while the loop is awake)."""
+        self._uv_wanted = wanted
+        self._ready.wake = wanted
+        plain = self._uv_plain_append = self._uv_ready_append
+
+        def append_and_want(handle):
+            plain(handle)
+            wanted[0] = 1
+            # the flag is set: the rest of this sleep's appends are plain
+            self._uv_ready_append = plain
+        self._uv_append_and_want = append_and_want
+
+    def _uv_want(self):
+        """Have a sleeping loop return to asyncio (stop(), a fatal error)."""
+        wanted = self._uv_wanted
+        if wanted is not None:
+            wanted[0] = 1
+
+    def stop(self):
+        super().stop()
+        self._uv_want()
 
     def _run_ready_checked(self, ntodo):
         """Each handle through its own _run, as asyncio's loop does: in

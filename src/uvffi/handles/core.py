@@ -146,8 +146,12 @@ class Async(UVCallbackHandle):
     def __init__(self, loop, callback=None):
         super().__init__(loop)
         self.callback = callback
-        if callback is None:  # wake-up only: a C no-op callback
-            rc = lib.uvffi_async_init_noop(loop._uv_loop, self.ptr)
+        if callback is None:
+            # wake-up only, with a C callback: on a loop uvffi created it
+            # also ends the loop's sleep (scheduler.py: _uv_sleep)
+            init = (lib.uvffi_async_init_wake if loop._uv_owned
+                    else lib.uvffi_async_init_noop)
+            rc = init(loop._uv_loop, self.ptr)
         else:
             rc = lib.uv_async_init(loop._uv_loop, self.ptr, lib._uvffi_async_cb)
         self._init_done(rc)

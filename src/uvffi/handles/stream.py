@@ -95,6 +95,7 @@ class Stream(StreamReads):
         loop._io_context = contextvars.Context()
         loop._io_dirty = True
         loop._uv_defer_io = True
+        loop._uv_want()  # a sleeping loop polls on in a fresh context
         self.plain = False
         self.context = ctx.copy()
         self._relive()

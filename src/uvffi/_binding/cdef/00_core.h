@@ -5,7 +5,7 @@
 
 typedef struct uv_loop_s { void *data; ...; } uv_loop_t;
 /* a loop uvffi creates (shim/uvffi_shim.h): uv_loop_t first */
-typedef struct { char *read_buffer; int64_t *read_events; ...; } uvffi_loop_t;
+typedef struct { char *read_buffer; int64_t *read_events; int wanted; ...; } uvffi_loop_t;
 typedef int... uv_os_sock_t;
 typedef int... uv_file;
 typedef int... uv_pid_t;
@@ -132,12 +132,14 @@ extern "Python" void _uvffi_async_cb(uv_async_t *handle);
 /* shim: uvffi_core.c */
 int uvffi_run_once(uv_loop_t *loop, uv_timer_t *wakeup, int64_t timeout_ms);
 int uvffi_run_nowait(uv_loop_t *loop);  /* loops uvffi created */
+int uvffi_run_sleep(uv_loop_t *loop, int64_t timeout_ms);  /* loops uvffi created */
 size_t uvffi_malloc_warm_up(size_t size, size_t cap);  /* glibc only */
 void uvffi_loop_set_wakeup(uv_loop_t *loop, uv_timer_t *wakeup);
 int uvffi_close(void *handle);
 void uvffi_close_all(uv_loop_t *loop);
 int uvffi_count_handles(uv_loop_t *loop);
 int uvffi_async_init_noop(uv_loop_t *loop, uv_async_t *async);
+int uvffi_async_init_wake(uv_loop_t *loop, uv_async_t *async);  /* loops uvffi created */
 int uvffi_poll_start(uv_poll_t *handle, int events);
 int uvffi_fd_same(int fd, uint64_t *id);
 int uvffi_poll_park(uv_poll_t *handle);

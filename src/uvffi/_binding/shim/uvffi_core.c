@@ -54,6 +54,54 @@ static int uvffi_run_nowait(uv_loop_t *loop)
     return uv_run(loop, UV_RUN_NOWAIT);
 }
 
+/* A loop uvffi created sleeps here while asyncio has nothing to do: libuv
+ * iterations, without returning to Python, until the "wanted" flag is set
+ * (Python sets it where work reaches asyncio from a callback: a callback
+ * queued, a timer added, stop(), a fatal error; see scheduler.py:
+ * _uv_sleep), the timeout expires, another thread's call_soon_threadsafe
+ * wakes the loop, or libuv has nothing left to run.  I/O whose protocols
+ * only write (an echo, an HTTP response) then costs no Python iteration
+ * of asyncio's.  timeout_ms -1: no timeout. */
+static void uvffi__sleep_timer_cb(uv_timer_t *t)
+{
+    ((uvffi_loop_t *)t->loop)->wanted = 1;
+    uv_stop(t->loop);  /* see uvffi__wakeup_timer_cb */
+}
+
+static int uvffi_run_sleep(uv_loop_t *loop, int64_t timeout_ms)
+{
+    uvffi_loop_t *l = (uvffi_loop_t *)loop;
+    uv_timer_t *wakeup = l->wakeup;
+    int r;
+    /* (a call_soon_threadsafe since Python looked at its ready queue has
+     * sent the async as well: its callback sets the flag again) */
+    l->wanted = 0;
+    if (timeout_ms >= 0) {
+        uv_update_time(loop);
+        uv_timer_start(wakeup, uvffi__sleep_timer_cb, (uint64_t)timeout_ms, 0);
+    } else if (uv_is_active((uv_handle_t *)wakeup)) {
+        uv_timer_stop(wakeup);
+    }
+    do
+        r = uv_run(loop, UV_RUN_ONCE);
+    while (r != 0 && !l->wanted);
+    if (uv_is_active((uv_handle_t *)wakeup))
+        uv_timer_stop(wakeup);
+    return r;
+}
+
+/* The threadsafe wake-up of a loop uvffi created also ends its sleep:
+ * another thread queued a callback (asyncio's call_soon_threadsafe). */
+static void uvffi__wake_async_cb(uv_async_t *a)
+{
+    ((uvffi_loop_t *)a->loop)->wanted = 1;
+}
+
+static int uvffi_async_init_wake(uv_loop_t *loop, uv_async_t *async)
+{
+    return uv_async_init(loop, async, uvffi__wake_async_cb);
+}
+
 static void uvffi_loop_set_wakeup(uv_loop_t *loop, uv_timer_t *wakeup)
 {
     ((uvffi_loop_t *)loop)->wakeup = wakeup;

@@ -50,6 +50,7 @@ typedef struct {
     size_t read_count;     /* reads in this batch */
     uv_check_t read_check; /* hands the batch to Python after the poll */
     uv_timer_t *wakeup;    /* the loop's poll-timeout timer (uvffi_core.c) */
+    int wanted;            /* 1: asyncio has work, uvffi_run_sleep returns */
 } uvffi_loop_t;
 
 /* The memory of a uvffi stream handle (handles/stream.py): the libuv handle,
