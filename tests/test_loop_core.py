@@ -193,6 +193,22 @@ def test_stop_while_running_finishes_the_current_batch(any_loop):
 
 # -- call_soon and friends -----------------------------------------------------------
 
+def test_run_once_outside_run_forever_runs_one_iteration(any_loop):
+    # inside run_forever uvffi runs its iterations in one _run_once frame;
+    # called on its own (as guest mode and asyncio's own tests do) it is
+    # still one iteration
+    order = []
+
+    def first():
+        order.append(1)
+        any_loop.call_soon(order.append, 2)
+    any_loop.call_soon(first)
+    any_loop._run_once()
+    assert order == [1]
+    any_loop._run_once()
+    assert order == [1, 2]
+
+
 def test_call_soon_runs_fifo_exactly_once(loop):
     log = []
     for i in range(100):

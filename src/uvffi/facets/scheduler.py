@@ -312,68 +312,78 @@ class SchedulerMixin:
             self._timer_cancelled_count = 0
 
     def _run_once(self):
+        """asyncio's loop iteration.  Inside run_forever (``_uv_in_run``)
+        every iteration runs in this one frame until stop(), and
+        BaseEventLoop.run_forever's own loop then ends at once: a call and
+        the locals' set-up per iteration less.  Called from anywhere else
+        (guest mode's steps, tests), one iteration."""
         ready = self._ready
         q = self._scheduled
-        if q.n:
-            self._drop_cancelled_timers()
-            when = self._next_timer_when()
-        else:
-            when = None
-        if ready or self._stopping:
-            timeout = 0
-        elif when is not None:
-            timeout = min(max(0, when - _monotonic()), _MAXIMUM_SELECT_TIMEOUT)
-        else:
-            timeout = None
-
-        nowait = self._uv_nowait
-        if timeout == 0 and nowait is not None and not self._io_dirty:
-            # UVSelector.select(0), inlined: the poll of every busy iteration
-            if ready:
-                # With callbacks already queued, what the poll reads waits
-                # behind them, as asyncio orders it (_on_reads in
-                # streamcallbacks.py).
-                self._uv_defer_io = True
-                try:
-                    _run_nowait(nowait)
-                finally:
-                    self._uv_defer_io = False
+        while True:
+            if q.n:
+                self._drop_cancelled_timers()
+                when = self._next_timer_when()
             else:
-                _run_nowait(nowait)
-            if self._fatal is not None:
-                exc, self._fatal = self._fatal, None
-                raise exc
-        else:
-            self._poll(timeout, ready)
+                when = None
+            if ready or self._stopping:
+                timeout = 0
+            elif when is not None:
+                timeout = min(max(0, when - _monotonic()), _MAXIMUM_SELECT_TIMEOUT)
+            else:
+                timeout = None
 
-        if q.n:
-            q.move_due(ready, _monotonic() + self._clock_resolution)
+            nowait = self._uv_nowait
+            if timeout == 0 and nowait is not None and not self._io_dirty:
+                # UVSelector.select(0), inlined: the poll of every busy iteration
+                if ready:
+                    # With callbacks already queued, what the poll reads waits
+                    # behind them, as asyncio orders it (_on_reads in
+                    # streamcallbacks.py).
+                    self._uv_defer_io = True
+                    try:
+                        _run_nowait(nowait)
+                    finally:
+                        self._uv_defer_io = False
+                else:
+                    _run_nowait(nowait)
+                if self._fatal is not None:
+                    exc, self._fatal = self._fatal, None
+                    raise exc
+            else:
+                self._poll(timeout, ready)
 
-        # Run the callbacks that are ready now; those they schedule wait for
-        # the next iteration (after another poll), as in asyncio.
-        ntodo = len(ready)
-        if self._debug or ready.foreign:
-            self._run_ready_checked(ntodo)
-            return
-        # (a countdown, not a for loop: no range or iterator to make on every
-        # iteration, which cost as much as running a handle)
-        while ntodo:
-            ntodo -= 1
-            handle = ready.popleft()
-            if handle._cancelled:
-                continue
-            # Handle._run, inlined: one Python frame less per callback
-            # (every handle here keeps asyncio's _run: see ReadyQueue)
-            try:
-                args = handle._args
-                if args:
-                    handle._context.run(handle._callback, *args)
-                else:  # no star-call: no argument tuple to build
-                    handle._context.run(handle._callback)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                report_callback_exception(self, handle, exc)
+            if q.n:
+                q.move_due(ready, _monotonic() + self._clock_resolution)
+
+            # Run the callbacks that are ready now; those they schedule wait for
+            # the next iteration (after another poll), as in asyncio.
+            ntodo = len(ready)
+            if self._debug or ready.foreign:
+                self._run_ready_checked(ntodo)
+                ntodo = 0
+            # (a countdown, not a for loop: no range or iterator to make on
+            # every iteration, which cost as much as running a handle)
+            while ntodo:
+                ntodo -= 1
+                handle = ready.popleft()
+                if handle._cancelled:
+                    continue
+                # Handle._run, inlined: one Python frame less per callback
+                # (every handle here keeps asyncio's _run: see ReadyQueue)
+                try:
+                    args = handle._args
+                    if args:
+                        handle._context.run(handle._callback, *args)
+                    else:  # no star-call: no argument tuple to build
+                        handle._context.run(handle._callback)
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    report_callback_exception(self, handle, exc)
+            # BaseEventLoop.run_forever stops after an iteration that ends
+            # with _stopping set: so do we.
+            if self._stopping or not self._uv_in_run:
+                return
 
     def _poll(self, timeout, queued):
         """The poll of an iteration that may wait, that runs on a host's
