@@ -241,6 +241,26 @@ def test_sock_sendto_sends_datagram(any_loop, udp_pair):
     assert run(any_loop, any_loop.sock_recvfrom(b, 100)) == (b"to-b", a.getsockname())
 
 
+def test_sock_sendto_waits_on_a_mock_with_a_sockets_spec(any_loop, udp_pair):
+    # CPython's test_sock_lowlevel.test_sendto_blocking: the first sendto()
+    # of a Mock(sock) raises BlockingIOError, so the call waits; the loop
+    # must not take the stand-in's attributes (_io_refs...) for a socket's
+    from unittest.mock import Mock
+    needs(any_loop, "sock_sendto", "sock_recvfrom")
+    a, b = udp_pair
+    stand_in = Mock(a)
+    stand_in.gettimeout = a.gettimeout
+    stand_in.fileno = a.fileno
+    stand_in.sendto.configure_mock(side_effect=BlockingIOError)
+
+    async def send():
+        # the real sendto comes back after the first try
+        any_loop.call_soon(setattr, stand_in, "sendto", a.sendto)
+        return await any_loop.sock_sendto(stand_in, b"late", b.getsockname())
+    assert run(any_loop, send()) == 4
+    assert run(any_loop, any_loop.sock_recvfrom(b, 100)) == (b"late", a.getsockname())
+
+
 def test_sock_sendto_unresolvable_address_raises(any_loop, udp_pair):
     needs(any_loop, "sock_sendto")
     a, _ = udp_pair

@@ -363,8 +363,8 @@ class SockMethodsMixin:
         """Keep *sock*'s fd open until *fut* is done: a ``sock.close()``
         meanwhile is deferred, as for a socket with a makefile() open.
         (*count* False: the hold is already taken, recorded here only.)"""
-        if not isinstance(sock, socket.socket):
-            return  # no _io_refs to hold
+        if not isinstance(sock, socket.socket) or type(sock._io_refs) is not int:
+            return  # no _io_refs to hold (a stand-in: a Mock with a socket's spec)
         held = self._sock_held
         if held is None:
             held = self._sock_held = {}

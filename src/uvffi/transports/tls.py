@@ -12,12 +12,15 @@ differs from asyncio's class only here:
   application said it no longer wants (it closed the transport);
 * that also lets a shutdown started while the application paused reading
   finish: the peer's close_notify behind the unread data is reached;
-* a transport-level EOF while the application paused reading no longer
-  waits for ``resume_reading()`` forever.  If the peer's close_notify is in
-  what arrived, the stream is complete and is delivered on resume, as
-  asyncio does; if not, the end of the stream cannot be told apart from a
-  truncation and the connection finishes at once (``connection_lost(None)``,
-  the unread data dropped), as uvloop does;
+* a transport-level EOF while the application paused reading: what
+  arrived is delivered on ``resume_reading()``, then ``eof_received()``,
+  as asyncio does (uvloop drops it); but a ``close()`` before the resume
+  finishes the connection, where asyncio's (3.11+) waits for a resume that
+  will not come;
+* a transport-level EOF that comes after the application resumed but
+  before the TLS protocol delivered what was held: that data is delivered
+  too (``_do_flush`` drops arriving data only after the application's own
+  ``close()``);
 * our last handshake message is sent as soon as the handshake completes,
   even if connection_made() paused reading (asyncio sends it with the
   next read or write);
@@ -118,16 +121,17 @@ elif not hasattr(sslproto, "SSLProtocolState"):  # 3.9/3.10, PyPy 3.9
         it is ``ssl_shutdown_timeout`` as in 3.11+ (30 s by default).
         Reading paused by the application holds the TLS records that
         arrive (up to ``max_size``, then the socket pauses too): at a TCP
-        EOF meanwhile, a stream that ended with the peer's close_notify is
-        kept for ``resume_reading()``; one that did not may be truncated and
-        ends at once (``connection_lost(None)``, the unread data dropped),
-        as the newer sslproto here and uvloop do."""
+        EOF meanwhile, what arrived is kept for ``resume_reading()`` (and,
+        where the peer did not end the stream with close_notify, the EOF
+        after it), as asyncio's paused socket keeps it; a close() before
+        the resume drops it and closes."""
 
         _shutdown_timer = None
         _app_paused = False
         _held_raw = ()  # TLS records received while the app paused
         _held_size = 0
-        _held_app = None  # a complete stream's data, for resume_reading()
+        _held_app = None  # data that came before an EOF, for resume_reading()
+        _held_eof = False  # ... and the EOF, not after the peer's close_notify
         max_size = 256 * 1024
 
         def __init__(self, *args, ssl_shutdown_timeout=None, **kwargs):
@@ -163,12 +167,13 @@ elif not hasattr(sslproto, "SSLProtocolState"):  # 3.9/3.10, PyPy 3.9
                 _, appdata = self._sslpipe.feed_ssldata(b"".join(raw))
             except (ssl.SSLError, AttributeError):
                 appdata = []
-            if appdata and not appdata[-1]:
-                # complete: it waits for resume_reading()
-                self._held_app = appdata
-                return True
-            # truncated: ends now, without the unread data
-            return False
+            # what arrived waits for resume_reading(), as on asyncio's
+            # loop, whose paused socket sees the EOF only then; a stream
+            # the peer did not end with close_notify then gets
+            # eof_received() and closes, as asyncio's EOF does
+            self._held_app = appdata
+            self._held_eof = not (appdata and not appdata[-1])
+            return True
 
         def _app_resume(self):
             if not self._app_paused:
@@ -176,7 +181,7 @@ elif not hasattr(sslproto, "SSLProtocolState"):  # 3.9/3.10, PyPy 3.9
             self._app_paused = False
             if self._transport is not None:
                 self._transport.resume_reading()
-            if self._held_raw or self._held_app:
+            if self._held_raw or self._held_app or self._held_eof:
                 _in_transport_context(
                     self, lambda: self._loop.call_soon(self._deliver_held))
 
@@ -189,6 +194,9 @@ elif not hasattr(sslproto, "SSLProtocolState"):  # 3.9/3.10, PyPy 3.9
             held, self._held_app = self._held_app, None
             if held:
                 self._deliver_chunks(held)
+            if self._held_eof and self._transport is not None:
+                self._held_eof = False
+                super().eof_received()
 
         def _set_app_protocol(self, app_protocol):
             super()._set_app_protocol(app_protocol)
@@ -236,6 +244,15 @@ elif not hasattr(sslproto, "SSLProtocolState"):  # 3.9/3.10, PyPy 3.9
                     return
 
         def _start_shutdown(self):
+            if self._held_eof:
+                # closed after a TCP EOF that came while the application
+                # paused reading: the data kept for it is dropped, and no
+                # close_notify can come any more
+                self._held_eof = False
+                self._held_app = None
+                if self._transport is not None:
+                    self._transport.close()
+                return
             pipe = self._sslpipe
             if (not self._in_shutdown and pipe is not None
                     and getattr(pipe, "peer_closed", False)):
@@ -303,6 +320,7 @@ else:
         _completing_handshake = False
         _first_read_scheduled = False
         _held = None  # decrypted data kept for a paused app at EOF
+        _peer_eof = False  # the transport's EOF came while the app read
 
         def _set_app_protocol(self, app_protocol):
             super()._set_app_protocol(app_protocol)
@@ -373,9 +391,10 @@ else:
         # -- shutdown -----------------------------------------------------
 
         def _do_flush(self):
-            if self._held is not None:
-                # an EOF while paused left the application its data
-                # (_eof_while_paused): delivered on the way out
+            if self._held is not None or self._peer_eof:
+                # the peer ended the stream (an EOF while paused left the
+                # application its data, _eof_while_paused): what arrived
+                # is delivered on the way out, as asyncio does
                 super()._do_flush()
                 return
             # The application closed its transport: what arrives from now
@@ -404,6 +423,23 @@ else:
                 self._control_ssl_reading()
             super()._do_shutdown()
 
+        def _start_shutdown(self):
+            if self._state is _FLUSHING and self._held is not None:
+                # the application closes after an EOF that came while it
+                # paused reading: the data kept for it is dropped and the
+                # shutdown goes on (asyncio's waits for a resume_reading()
+                # that will not come)
+                self._held = None
+                self._set_state(_SHUTDOWN)
+                try:
+                    self._sslobj.unwrap()  # our close_notify
+                except ssl.SSLError:  # (SSLWantReadError: no close_notify came)
+                    pass
+                self._process_outgoing()
+                self._on_shutdown_complete(None)
+                return
+            super()._start_shutdown()
+
         def _read_app_data(self, keep):
             """Decrypt what has arrived; append it to the list *keep*, or
             drop it if None.  True once the peer's close_notify is read."""
@@ -424,25 +460,28 @@ else:
         # -- transport EOF while the app paused reading -------------------
 
         def eof_received(self):
-            if self._state is _WRAPPED and self._app_reading_paused:
-                return self._eof_while_paused()
+            if self._state is _WRAPPED:
+                if self._app_reading_paused:
+                    return self._eof_while_paused()
+                # asyncio's _do_flush comes next: it delivers what is left
+                self._peer_eof = True
             return super().eof_received()
 
         def _eof_while_paused(self):
             self._eof_received = True
             held = []
             try:
-                close_notify = self._read_app_data(held)
-            except ssl.SSLError:
-                close_notify = False
-            self._set_state(_FLUSHING)
-            if close_notify:
-                # complete: delivered when the app resumes (_do_read), as
-                # asyncio delivers it
-                self._held = held
+                self._read_app_data(held)
+            except ssl.SSLError as exc:
+                self._set_state(_SHUTDOWN)
+                self._on_shutdown_complete(exc)
                 return True
-            self._set_state(_SHUTDOWN)
-            self._on_shutdown_complete(None)
+            # what arrived, ended by the peer's close_notify or not, is
+            # delivered when the app resumes (_do_read), as asyncio
+            # delivers it; a close() before that finishes at once
+            # (_start_shutdown)
+            self._set_state(_FLUSHING)
+            self._held = held
             return True
 
         def _deliver_held(self):
