@@ -100,10 +100,12 @@ elif not hasattr(sslproto, "SSLProtocolState"):  # 3.9/3.10, PyPy 3.9
                 appdata = []
             return ssldata, appdata
 
-    class _AppTransport(sslproto._SSLProtocolTransport):
+    class _SSLAppTransport(sslproto._SSLProtocolTransport):
         """asyncio's application transport, except that pausing reading
         holds what arrives in the TLS protocol instead of pausing the
-        socket (as the newer sslproto does): a TCP EOF is still seen."""
+        socket (as the newer sslproto does): a TCP EOF is still seen.
+        ("SSL" in the name: code tells TLS transports by their class name,
+        CPython's test_events among it.)"""
 
         def is_reading(self):
             return (not self._ssl_protocol._app_paused
@@ -143,7 +145,7 @@ elif not hasattr(sslproto, "SSLProtocolState"):  # 3.9/3.10, PyPy 3.9
                     f"got {ssl_shutdown_timeout}")
             super().__init__(*args, **kwargs)
             self._ssl_shutdown_timeout = ssl_shutdown_timeout
-            self._app_transport.__class__ = _AppTransport
+            self._app_transport.__class__ = _SSLAppTransport
 
         # -- reading paused by the application ----------------------------
 
